@@ -1,0 +1,1 @@
+"""Generating variations and scoring them (few-shot FID / precision / recall)."""

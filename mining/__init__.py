@@ -1,0 +1,1 @@
+"""Pair mining: WARC records → pages → image references → images → pairs (Apache Beam)."""

@@ -1,0 +1,161 @@
+"""`semantica`: one command per stage. Parses flags, loads pipelines.yaml, calls the stage.
+
+Library code never reads argv; this module is the only place that does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from semantica import __version__
+from semantica.config import Settings, load_settings
+from semantica.errors import UserError
+
+log = logging.getLogger("semantica")
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {}
+
+
+def command(name: str):
+    def register(fn):
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """Options every command takes, before or after its name."""
+    d = {} if top else {"default": argparse.SUPPRESS}
+    parser.add_argument("--config", type=Path, help="pipelines.yaml to use (default: ./pipelines.yaml, "
+                        "then the one shipped with semantica)", **({"default": None} if top else d))
+    parser.add_argument("--profile", help="profile of pipelines.yaml (default: local)",
+                        **({"default": "local"} if top else d))
+    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY.PATH=VALUE",
+                        help="override a pipelines.yaml value, e.g. --set stages.mine.seed=3 (repeatable)",
+                        **({"default": []} if top else d))
+    parser.add_argument("--debug", action="store_true", help="debug logs and full tracebacks",
+                        **({"default": False} if top else d))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="semantica",
+        description="Mine image pairs from web crawls, train a conditional diffusion model on them, "
+                    "generate variations and score them.")
+    p.add_argument("--version", action="version", version=f"semantica {__version__}")
+    _common(p, top=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        _common(sp, top=False)
+        return sp
+
+    sp = add("sample-web", "Write a synthetic crawl (WARC files, served images, ground truth) to OUT.")
+    sp.add_argument("out", type=Path, metavar="OUT")
+    sp.add_argument("--seed", type=int, help="random seed (stages.sample_web.seed)")
+    sp.add_argument("--pages", type=int, help="number of pages (stages.sample_web.num_pages)")
+    sp.add_argument("--domains", type=int, help="number of domains (stages.sample_web.num_domains)")
+    sp.add_argument("--port", type=int, help="port the served images are linked at (stages.sample_web.port)")
+    sp.add_argument("--overwrite", action="store_true", help="replace OUT if it is not empty")
+
+    sp = add("serve", "Serve a sample web's images on loopback until interrupted (Ctrl-C).")
+    sp.add_argument("folder", type=Path, metavar="DIR", help="a folder written by `semantica sample-web`")
+    sp.add_argument("--host", help="address to bind (default: the sample web's host)")
+    sp.add_argument("--port", type=int, help="port (default: the port the sample web links to)")
+
+    sp = add("config", "Print the settings a command would run with (pipelines.yaml + profile + --set).")
+
+    sp = add("demo", "The whole system on this machine: sample web and every stage that exists so far.")
+    sp.add_argument("--output", type=Path, default=Path("demo-out"), help="demo folder (default: demo-out)")
+    sp.add_argument("--overwrite", action="store_true", help="replace the demo folder if it exists")
+    return p
+
+
+def _overrides_from_flags(args: argparse.Namespace) -> list[str]:
+    """Per-command flags are shorthands for --set; they win over pipelines.yaml."""
+    mapping = {"sample-web": {"seed": "stages.sample_web.seed", "pages": "stages.sample_web.num_pages",
+                              "domains": "stages.sample_web.num_domains", "port": "stages.sample_web.port"}}
+    out = []
+    for flag, key in mapping.get(args.command, {}).items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out.append(f"{key}={value}")
+    return out
+
+
+@command("sample-web")
+def _sample_web(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.sample_web import write_sample_web
+    m = write_sample_web(settings.stages.sample_web, args.out, overwrite=args.overwrite)
+    c = m["counts"]
+    print(f"{args.out}: {c['pages']} pages, {c['refs']} image references ({c['refs_kept']} to keep), "
+          f"{c['pairs']} pairs, {len(m['warc_files'])} WARC files; serve its images with "
+          f"`semantica serve {args.out}`")
+    return 0
+
+
+@command("serve")
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.sample_web.server import make_server
+    manifest_path = args.folder / "manifest.json"
+    cfg = json.loads(manifest_path.read_text())["config"] if manifest_path.exists() else {}
+    host = args.host or cfg.get("host", "127.0.0.1")
+    port = args.port or cfg.get("port", settings.stages.sample_web.port)
+    server = make_server(args.folder, host, port)
+    print(f"serving {args.folder / 'static'} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+@command("config")
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(settings.to_dict(), indent=2, sort_keys=True))
+    return 0
+
+
+@command("demo")
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.demo import run_demo
+    return run_demo(settings, args.output, overwrite=args.overwrite)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from semantica.logs import setup_logging
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.debug)
+    try:
+        settings = load_settings(args.config, args.profile, list(args.overrides) + _overrides_from_flags(args))
+        t0 = time.perf_counter()
+        rc = COMMANDS[args.command](args, settings)
+        log.debug("%s finished in %.1fs", args.command, time.perf_counter() - t0)
+        return rc
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"semantica {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"semantica {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: one line unless --debug
+        if args.debug:
+            raise
+        print(f"semantica {args.command}: internal error: {type(e).__name__}: {e} "
+              f"(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""One logging set-up for every command, and progress bars that stay out of pipes."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Iterable, Optional, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+def setup_logging(debug: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def progress(items: Iterable[T], desc: str, total: Optional[int] = None, unit: str = "it") -> Iterable[T]:
+    """A tqdm bar on a terminal; silent when stderr is not a TTY (logs, CI)."""
+    return tqdm(items, desc=desc, total=total, unit=unit, disable=not sys.stderr.isatty(),
+                dynamic_ncols=True, leave=False)

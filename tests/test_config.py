@@ -1,0 +1,92 @@
+"""pipelines.yaml loads into typed settings; every mistake names file, key path and value."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from semantica.config import ModelConfig, load_settings
+from semantica.errors import ConfigError
+
+from conftest import REPO
+
+YAML = REPO / "pipelines.yaml"
+
+
+def test_every_profile_loads():
+    for profile in ("local", "dataflow", "spark", "flink"):
+        s = load_settings(YAML, profile)
+        assert s.profile.beam["runner"]
+        assert isinstance(s.model, ModelConfig)
+    assert load_settings(YAML, "local").profile.beam["runner"] == "DirectRunner"
+    assert load_settings(YAML, "dataflow").stages.train.encoder == "facebook/dinov2-base"  # profile override
+    assert load_settings(YAML, "local").stages.train.encoder == "tiny"
+
+
+def test_set_overrides_yaml():
+    s = load_settings(YAML, "local", ["stages.mine.dedup.page_hamming=3", "stages.evaluate.shots=[1, 2]"])
+    assert s.stages.mine.dedup.page_hamming == 3
+    assert s.stages.evaluate.shots == (1, 2)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stages.mine.seed=abc", "pipelines.yaml: stages.mine.seed: expected an integer, got 'abc'"),
+    ("stages.mine.dedup.bands=8", "stages.mine.dedup.bands: unknown key"),
+    ("stages.mine.download.allow_private_network=1", "stages.mine.download.allow_private_network: expected true or false, got 1"),
+    ("stages.evaluate.shots=[1, x]", "stages.evaluate.shots[1]: expected an integer, got 'x'"),
+    ("stages.filter.low=0.99", "stages.filter.low: 0.99 is invalid"),
+    ("stages.mine.dedup.near_dup_hamming=9", "stages.mine.dedup.near_dup_hamming: 9 is invalid"),
+    ("profiles.local.model=huge", "profiles.local.model: 'huge' is not one of models"),
+    ("profiles.spark.stages.mine.reader=lxml", "pipelines.yaml: profiles.spark.stages.mine.reader: 'lxml' is invalid"),
+    ("nosuchsection.x=1", "nosuchsection is not a section"),
+    ("stages.mine.seed", "expected KEY.PATH=VALUE"),
+])
+def test_bad_values_name_key_and_value(override, message):
+    with pytest.raises(ConfigError) as e:
+        load_settings(YAML, "local", [override])
+    assert message in str(e.value)
+
+
+def test_missing_value_and_unknown_profile(tmp_path):
+    raw = yaml.safe_load(YAML.read_text())
+    del raw["stages"]["train"]["batch_size"]
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"p.yaml: stages.train.batch_size: missing \(required, int\)"):
+        load_settings(p)
+    with pytest.raises(ConfigError, match="no profile 'gpu'"):
+        load_settings(YAML, "gpu")
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_settings(bad)
+    top = tmp_path / "top.yaml"
+    top.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        load_settings(top)
+
+
+def test_settings_written_beside_a_run_round_trip(tmp_path):
+    import json
+    s = load_settings(YAML, "dataflow")
+    s.dump(tmp_path / "settings.json")
+    d = json.loads((tmp_path / "settings.json").read_text())
+    assert d["profile_name"] == "dataflow" and d["stages"]["mine"]["dedup"]["lsh_bands"] == 8
+
+
+def test_default_path_prefers_env(tmp_path, monkeypatch):
+    from semantica.config import default_config_path
+    copy = tmp_path / "mine.yaml"
+    shutil.copy(YAML, copy)
+    monkeypatch.setenv("SEMANTICA_CONFIG", str(copy))
+    assert default_config_path() == copy
+    monkeypatch.delenv("SEMANTICA_CONFIG")
+    monkeypatch.chdir(tmp_path)
+    assert default_config_path().name == "pipelines.yaml"  # the checkout's copy

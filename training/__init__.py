@@ -1,0 +1,1 @@
+"""Training the conditional diffusion model (Ray Train + diffusers)."""
