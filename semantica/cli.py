@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", help="address to bind (default: the sample web's host)")
     sp.add_argument("--port", type=int, help="port (default: the port the sample web links to)")
 
+    sp = add("mine", "Mine image pairs from WARC files into pages/, refs/, images/, pairs/ (Parquet) + stats.json.")
+    sp.add_argument("--input", "-i", dest="inputs", action="append", required=True, metavar="WARC",
+                    help="a WARC path, glob, folder, s3:// gs:// https:// URL, a .txt/.paths(.gz) listing, "
+                         "or cc:CC-MAIN-YYYY-WW[:START-END] (repeatable)")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--allow-private-network", action="store_true",
+                    help="let downloads reach loopback / private addresses (tests and the demo)")
+    sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
+    sp.add_argument("--seed", type=int, help="seed of pair sampling (stages.mine.seed)")
+
     sp = add("config", "Print the settings a command would run with (pipelines.yaml + profile + --set).")
 
     sp = add("demo", "The whole system on this machine: sample web and every stage that exists so far.")
@@ -79,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides_from_flags(args: argparse.Namespace) -> list[str]:
     """Per-command flags are shorthands for --set; they win over pipelines.yaml."""
-    mapping = {"sample-web": {"seed": "stages.sample_web.seed", "pages": "stages.sample_web.num_pages",
+    mapping = {"mine": {"seed": "stages.mine.seed"},
+               "sample-web": {"seed": "stages.sample_web.seed", "pages": "stages.sample_web.num_pages",
                               "domains": "stages.sample_web.num_domains", "port": "stages.sample_web.port"}}
     out = []
     for flag, key in mapping.get(args.command, {}).items():
@@ -115,6 +126,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         pass
     finally:
         server.server_close()
+    return 0
+
+
+@command("mine")
+def _mine(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.mining.pipeline import run_mine
+    stats = run_mine(settings, args.inputs, args.output, overwrite=args.overwrite,
+                     allow_private=True if args.allow_private_network else None)
+    print(f"{args.output}: {stats['pages']['parsed']} pages, {stats['refs']['total']} image references, "
+          f"{stats['images']} images, {stats['pairs']} pairs in {stats['seconds']:.1f}s (see stats.json)")
     return 0
 
 

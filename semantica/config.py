@@ -110,6 +110,8 @@ class MineConfig:
     seed: int
     reader: str
     main_content: bool
+    max_html_bytes: int
+    download_threads: int
     prefilter: PrefilterConfig
     download: DownloadConfig
     decode: DecodeConfig

@@ -18,6 +18,9 @@ def setup_logging(debug: bool = False) -> None:
         stream=sys.stderr,
         force=True,
     )
+    if not debug:  # Beam and Ray log every worker's life at INFO; keep ours readable
+        for noisy in ("apache_beam", "ray", "urllib3", "trafilatura", "htmldate", "courlan"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def progress(items: Iterable[T], desc: str, total: Optional[int] = None, unit: str = "it") -> Iterable[T]:

@@ -23,19 +23,11 @@ from semantica.config import SampleWebConfig
 from semantica.sample_web import drawing, text
 
 # What a correct miner does with each kind of reference (default thresholds of pipelines.yaml).
-KEPT = "kept"
-R_DATA_URI = "prefilter:data_uri"
-R_EXTENSION = "prefilter:extension"
-R_DECLARED_SMALL = "prefilter:declared_small"
-R_ASPECT = "prefilter:aspect_ratio"
-R_HTTP_404 = "fetch:http_404"
-R_NOAI = "fetch:robots_noai"
-R_CORRUPT = "decode:corrupt"
-R_TOO_SMALL = "decode:too_small"
-R_SAME_URL = "dedup:same_url"
-R_SAME_PAGE = "dedup:same_page"
-R_FREQUENT = "dedup:frequent"
-R_TOO_FEW = "page:too_few_images"
+from semantica.mining.reasons import (  # noqa: E402  (the miner's own names)
+    KEPT, PRE_DATA_URI as R_DATA_URI, PRE_EXTENSION as R_EXTENSION, PRE_DECLARED_SMALL as R_DECLARED_SMALL,
+    PRE_ASPECT as R_ASPECT, FETCH_HTTP_404 as R_HTTP_404, FETCH_NOAI as R_NOAI, DEC_CORRUPT as R_CORRUPT,
+    DEC_TOO_SMALL as R_TOO_SMALL, DUP_SAME_URL as R_SAME_URL, DUP_SAME_PAGE as R_SAME_PAGE,
+    DUP_FREQUENT as R_FREQUENT, PAGE_TOO_FEW as R_TOO_FEW)
 
 # Content pictures are drawn at least this far apart in pHash bits (the miner's near-dup
 # thresholds are 6–8), so ground truth does not hinge on a threshold's exact value.

@@ -1,0 +1,88 @@
+"""One WARC file → pages with their prefiltered image references, and in-WARC image records.
+
+Plain functions: the Beam DoFn in pipeline.py only forwards what these yield. Counts go
+into a Counter the caller turns into stats.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Iterator, Optional
+from urllib.parse import urlsplit
+
+from semantica.config import MineConfig
+from semantica.mining import reasons as R
+from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls
+from semantica.mining.prefilter import prefilter_page
+from semantica.mining.warc_io import Record, iter_records
+
+log = logging.getLogger(__name__)
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def domain_of(url: str) -> str:
+    """The host without a leading www. (what 'seen on M domains' counts)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def looks_like_image(rec: Record) -> bool:
+    ct = (rec.header("Content-Type") or "").split(";")[0].strip().lower()
+    if ct.startswith("image/"):
+        return True
+    head = rec.body[:16]
+    return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[dict]:
+    """A page dict (with `refs`, each carrying its prefilter status), or None if not a page."""
+    text, charset = decode_html(rec.body[:cfg.max_html_bytes], rec.header("Content-Type"))
+    truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
+    if truncated:
+        counts[R.PAGE_TRUNCATED] += 1
+    try:
+        refs = extract_refs(text, rec.uri)
+        main = main_content_urls(text, rec.uri) if cfg.main_content and refs else set()
+    except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
+        counts[R.PAGE_PARSE_ERROR] += 1
+        log.warning("%s @%d: cannot parse %s: %s: %s", rec.warc_file, rec.offset, rec.uri, type(e).__name__, e)
+        return None
+    statuses = prefilter_page(refs, cfg.prefilter)
+    out_refs = []
+    for ref, status in zip(refs, statuses):
+        out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
+                             height=ref.declared_height, position=ref.position, source=ref.source,
+                             in_main_content=(ref.url in main) if cfg.main_content else None, status=status))
+    return dict(page_url=rec.uri, domain=domain_of(rec.uri), warc_file=rec.warc_file, warc_offset=rec.offset,
+                fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
+                charset=charset, html_bytes=len(rec.body), truncated=truncated, refs=out_refs)
+
+
+def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
+    """Yield ('page', page dict) and ('image', (url, image record dict)) for one WARC file."""
+    errors: list = []
+    limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
+    counts["warc_files"] += 1
+    for rec in iter_records(location, cfg.reader, limit, errors):
+        counts["records"] += 1
+        if not rec.uri:
+            counts["records:no_uri"] += 1
+            continue
+        status = rec.http_status or 0
+        if is_html(rec.header("Content-Type"), rec.body):
+            if not 200 <= status < 300:
+                counts[R.PAGE_HTTP_STATUS] += 1
+                continue
+            page = page_from_record(rec, cfg, counts)
+            if page is not None:
+                counts["pages"] += 1
+                yield "page", page
+        elif 200 <= status < 300 and looks_like_image(rec):
+            counts["records:image"] += 1
+            yield "image", (rec.uri, dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
+                                          warc_file=rec.warc_file, warc_offset=rec.offset))
+        else:
+            counts["records:other"] += 1
+    for reason, detail in errors:
+        counts[reason] += 1
+        log.warning("%s", detail.splitlines()[0] if detail else reason)

@@ -1,0 +1,185 @@
+"""Fetching image bytes that the WARC files do not hold, safely.
+
+img2dataset's downloader reads whole bodies with plain urllib and no address checks, so
+the fetch is ours, built on urllib with: an SSRF guard that resolves the host itself and
+connects only to a vetted public address (so a redirect or a DNS answer that changes
+between check and connect cannot reach loopback, private, link-local, multicast or
+reserved space), no environment proxies (the guard must see the real peer), a size
+limit enforced while reading, a total deadline, retries on transient failures only, and
+X-Robots-Tag noai / noimageai honoured through img2dataset's own `is_disallowed`.
+Failures are values: `Fetched.reason` is one of mining/reasons.py.
+"""
+from __future__ import annotations
+
+import email.message
+import http.client
+import ipaddress
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from semantica.config import DownloadConfig
+from semantica.mining import reasons as R
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations
+NOAI_DIRECTIVES = ("noai", "noimageai")
+USER_AGENT_TOKEN = "semantica"
+MAX_REDIRECTS = 5
+
+
+@dataclass
+class Fetched:
+    url: str
+    body: Optional[bytes]
+    reason: Optional[str]        # None when body holds the image bytes
+    detail: str = ""
+    content_type: Optional[str] = None
+
+
+class PrivateAddressError(OSError):
+    """The host resolves to an address the guard refuses."""
+
+
+def is_public(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return not (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_multicast
+                or addr.is_reserved or addr.is_unspecified)
+
+
+def _vetted_create_connection(allow_private: bool):
+    def create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+        host, port = address
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        if not allow_private:
+            refused = [i[4][0] for i in infos if not is_public(i[4][0])]
+            if refused:
+                raise PrivateAddressError(f"{host} resolves to non-public address {refused[0]}")
+        last: Optional[OSError] = None
+        for family, stype, proto, _, sockaddr in infos:  # connect to the very address vetted above
+            sock = socket.socket(family, stype, proto)
+            try:
+                if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                    sock.settimeout(timeout)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as e:
+                sock.close()
+                last = e
+        raise last or OSError(f"cannot connect to {host}")
+    return create_connection
+
+
+def _opener(allow_private: bool) -> urllib.request.OpenerDirector:
+    create = _vetted_create_connection(allow_private)
+
+    class GuardedHTTP(http.client.HTTPConnection):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self._create_connection = create
+
+    class GuardedHTTPS(http.client.HTTPSConnection):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self._create_connection = create
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(GuardedHTTP, req)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(GuardedHTTPS, req, context=self._context)
+
+    class Redirects(urllib.request.HTTPRedirectHandler):
+        max_redirections = MAX_REDIRECTS
+
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if not newurl.lower().startswith(("http://", "https://")):
+                raise urllib.error.HTTPError(newurl, code, "redirect to a non-HTTP URL", headers, fp)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), HTTPHandler(), HTTPSHandler(), Redirects())
+
+
+def robots_forbid(headers: Iterable[tuple[str, str]]) -> bool:
+    """X-Robots-Tag noai / noimageai (for all agents or for ours), via img2dataset."""
+    from img2dataset.downloader import is_disallowed
+    msg = email.message.Message()
+    for k, v in headers:
+        msg[k] = v
+    return is_disallowed(msg, USER_AGENT_TOKEN, list(NOAI_DIRECTIVES))
+
+
+def _classify(e: BaseException) -> tuple[str, bool]:
+    """(reason, worth retrying)."""
+    if isinstance(e, urllib.error.HTTPError):
+        if e.code == 404 or e.code == 410:
+            return R.FETCH_HTTP_404, False
+        if "redirect" in str(e.msg).lower() or e.code in (301, 302, 303, 307, 308):
+            return R.FETCH_REDIRECTS, False
+        return R.FETCH_HTTP_ERROR, e.code in (429, 500, 502, 503, 504)
+    reason = getattr(e, "reason", e)
+    if isinstance(reason, PrivateAddressError) or isinstance(e, PrivateAddressError):
+        return R.FETCH_PRIVATE, False
+    if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(e, (socket.timeout, TimeoutError)):
+        return R.FETCH_TIMEOUT, True
+    return R.FETCH_NETWORK, True
+
+
+def fetch(url: str, cfg: DownloadConfig, allow_private: Optional[bool] = None) -> Fetched:
+    allow = cfg.allow_private_network if allow_private is None else allow_private
+    opener = _opener(allow)
+    reason, detail = R.FETCH_NETWORK, ""
+    for attempt in range(cfg.retries + 1):
+        try:
+            return _fetch_once(opener, url, cfg)
+        except Exception as e:  # noqa: BLE001 (every failure becomes a counted reason)
+            reason, retry = _classify(e)
+            detail = f"{type(e).__name__}: {e}"[:300]
+            if not retry:
+                break
+            time.sleep(min(0.2 * 2 ** attempt, 2.0))
+    return Fetched(url, None, reason, detail)
+
+
+def _fetch_once(opener, url: str, cfg: DownloadConfig) -> Fetched:
+    req = urllib.request.Request(url, headers={"User-Agent": cfg.user_agent, "Accept": "image/*,*/*;q=0.5"})
+    deadline = time.monotonic() + 3 * cfg.timeout_s
+    with opener.open(req, timeout=cfg.timeout_s) as resp:
+        headers = list(resp.headers.items())
+        ctype = resp.headers.get("Content-Type")
+        if cfg.honour_noai and robots_forbid(headers):
+            return Fetched(url, None, R.FETCH_NOAI, resp.headers.get("X-Robots-Tag", ""), ctype)
+        if ctype and ctype.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml", "text/plain"):
+            return Fetched(url, None, R.FETCH_NOT_IMAGE, ctype, ctype)
+        length = resp.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > cfg.max_bytes:
+            return Fetched(url, None, R.FETCH_TOO_LARGE, f"Content-Length {length}", ctype)
+        chunks, size = [], 0
+        while True:
+            chunk = resp.read(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cfg.max_bytes:
+                return Fetched(url, None, R.FETCH_TOO_LARGE, f"more than {cfg.max_bytes} bytes", ctype)
+            if time.monotonic() > deadline:
+                return Fetched(url, None, R.FETCH_TIMEOUT, "body too slow", ctype)
+            chunks.append(chunk)
+        return Fetched(url, b"".join(chunks), None, "", ctype)
+
+
+def fetch_many(urls: list[str], cfg: DownloadConfig, threads: int = 16,
+               allow_private: Optional[bool] = None) -> list[Fetched]:
+    """Fetch in a thread pool (downloads wait on the network, not the CPU); order preserved."""
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=min(threads, len(urls))) as pool:
+        return list(pool.map(lambda u: fetch(u, cfg, allow_private), urls))

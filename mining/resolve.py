@@ -1,0 +1,42 @@
+"""Image bytes for a URL: from an image record of the crawl when one exists, else fetched;
+then decoded and hashed. The result is a plain dict, failures included."""
+from __future__ import annotations
+
+from typing import Optional
+
+from semantica.config import MineConfig
+from semantica.mining import reasons as R
+from semantica.mining.decode import DecodeFailure, decode_image
+from semantica.mining.fetch import Fetched, robots_forbid
+
+
+def _result(url: str, status: str, source: str, detail: str = "", **kw) -> dict:
+    row = dict(url=url, status=status, detail=detail, source=source, image_id=None, phash=None, width=None,
+               height=None, format=None, num_bytes=None, warc_file=None, warc_offset=None)
+    row.update(kw)
+    return row
+
+
+def decode_result(url: str, body: bytes, source: str, cfg: MineConfig, **where) -> tuple[dict, Optional[bytes]]:
+    d = decode_image(body, cfg.decode)
+    if isinstance(d, DecodeFailure):
+        return _result(url, d.reason, source, d.detail, num_bytes=len(body), **where), None
+    return _result(url, R.KEPT, source, image_id=d.image_id, phash=d.phash, width=d.width, height=d.height,
+                   format=d.format, num_bytes=len(body), **where), body
+
+
+def from_warc(url: str, records: list[dict], cfg: MineConfig) -> tuple[dict, Optional[bytes]]:
+    """The first capture (by file, then offset) of the URL, so reruns pick the same one."""
+    rec = min(records, key=lambda r: (r["warc_file"], r["warc_offset"]))
+    where = dict(warc_file=rec["warc_file"], warc_offset=rec["warc_offset"])
+    if cfg.download.honour_noai and robots_forbid(rec["headers"]):
+        return _result(url, R.FETCH_NOAI, "warc", "X-Robots-Tag in the capture", **where), None
+    if rec["truncated"]:
+        return _result(url, R.FETCH_TOO_LARGE, "warc", f"more than {cfg.download.max_bytes} bytes", **where), None
+    return decode_result(url, rec["body"], "warc", cfg, **where)
+
+
+def from_download(f: Fetched, cfg: MineConfig) -> tuple[dict, Optional[bytes]]:
+    if f.reason is not None:
+        return _result(f.url, f.reason, "download", f.detail), None
+    return decode_result(f.url, f.body, "download", cfg)
