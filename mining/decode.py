@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 import imagehash
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from semantica.config import DecodeConfig
@@ -57,8 +58,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I", "F"):
-        return img.point(lambda v: v / 256).convert("RGB") if img.mode.startswith("I;16") else img.convert("RGB")
+    if img.mode.startswith("I;16"):  # 16-bit grey: keep the high byte
+        return Image.fromarray((np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8), "L").convert("RGB")
+    if img.mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        return Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8), "L").convert("RGB")
     return img.convert("RGB")
 
 

@@ -17,6 +17,7 @@ from semantica.mining.prefilter import prefilter_page
 from semantica.mining.warc_io import Record, iter_records
 
 log = logging.getLogger(__name__)
+MAIN_CONTENT_MAX_CHARS = 2_000_000
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
@@ -42,7 +43,9 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         counts[R.PAGE_TRUNCATED] += 1
     try:
         refs = extract_refs(text, rec.uri)
-        main = main_content_urls(text, rec.uri) if cfg.main_content and refs else set()
+        # trafilatura costs ~15 ms per ordinary page and grows with size: skip it on huge pages
+        use_main = cfg.main_content and refs and len(text) <= MAIN_CONTENT_MAX_CHARS
+        main = main_content_urls(text, rec.uri) if use_main else set()
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
         counts[R.PAGE_PARSE_ERROR] += 1
         log.warning("%s @%d: cannot parse %s: %s: %s", rec.warc_file, rec.offset, rec.uri, type(e).__name__, e)
@@ -52,7 +55,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     for ref, status in zip(refs, statuses):
         out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
                              height=ref.declared_height, position=ref.position, source=ref.source,
-                             in_main_content=(ref.url in main) if cfg.main_content else None, status=status))
+                             in_main_content=(ref.url in main) if use_main else None, status=status))
     return dict(page_url=rec.uri, domain=domain_of(rec.uri), warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, refs=out_refs)
@@ -63,7 +66,9 @@ def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tu
     errors: list = []
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
     counts["warc_files"] += 1
+    n = 0
     for rec in iter_records(location, cfg.reader, limit, errors):
+        n += 1
         counts["records"] += 1
         if not rec.uri:
             counts["records:no_uri"] += 1
@@ -83,6 +88,8 @@ def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tu
                                           warc_file=rec.warc_file, warc_offset=rec.offset))
         else:
             counts["records:other"] += 1
+    if n == 0 and not errors:
+        counts[R.WARC_EMPTY] += 1
     for reason, detail in errors:
         counts[reason] += 1
         log.warning("%s", detail.splitlines()[0] if detail else reason)

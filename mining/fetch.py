@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -45,12 +46,20 @@ class PrivateAddressError(OSError):
     """The host resolves to an address the guard refuses."""
 
 
+class HostNotAllowedError(OSError):
+    """download.allowed_hosts is set and does not name the host (also after a redirect)."""
+
+
+def _host_allowed(url: str, allowed: tuple) -> bool:
+    return not allowed or (urllib.parse.urlsplit(url).hostname or "").lower() in allowed
+
+
 def is_public(ip: str) -> bool:
     addr = ipaddress.ip_address(ip.split("%")[0])
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
-    return not (addr.is_private or addr.is_loopback or addr.is_link_local or addr.is_multicast
-                or addr.is_reserved or addr.is_unspecified)
+    # is_global excludes private, loopback, link-local, reserved, unspecified and shared (100.64/10) space
+    return addr.is_global and not addr.is_multicast
 
 
 def _vetted_create_connection(allow_private: bool):
@@ -76,7 +85,7 @@ def _vetted_create_connection(allow_private: bool):
     return create_connection
 
 
-def _opener(allow_private: bool) -> urllib.request.OpenerDirector:
+def _opener(allow_private: bool, allowed_hosts: tuple = ()) -> urllib.request.OpenerDirector:
     create = _vetted_create_connection(allow_private)
 
     class GuardedHTTP(http.client.HTTPConnection):
@@ -103,6 +112,8 @@ def _opener(allow_private: bool) -> urllib.request.OpenerDirector:
         def redirect_request(self, req, fp, code, msg, headers, newurl):
             if not newurl.lower().startswith(("http://", "https://")):
                 raise urllib.error.HTTPError(newurl, code, "redirect to a non-HTTP URL", headers, fp)
+            if not _host_allowed(newurl, allowed_hosts):
+                raise HostNotAllowedError(f"redirect to {newurl}")
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
     return urllib.request.build_opener(urllib.request.ProxyHandler({}), HTTPHandler(), HTTPSHandler(), Redirects())
@@ -128,6 +139,8 @@ def _classify(e: BaseException) -> tuple[str, bool]:
     reason = getattr(e, "reason", e)
     if isinstance(reason, PrivateAddressError) or isinstance(e, PrivateAddressError):
         return R.FETCH_PRIVATE, False
+    if isinstance(reason, HostNotAllowedError) or isinstance(e, HostNotAllowedError):
+        return R.FETCH_HOST_NOT_ALLOWED, False
     if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(e, (socket.timeout, TimeoutError)):
         return R.FETCH_TIMEOUT, True
     return R.FETCH_NETWORK, True
@@ -135,7 +148,10 @@ def _classify(e: BaseException) -> tuple[str, bool]:
 
 def fetch(url: str, cfg: DownloadConfig, allow_private: Optional[bool] = None) -> Fetched:
     allow = cfg.allow_private_network if allow_private is None else allow_private
-    opener = _opener(allow)
+    allowed_hosts = tuple(h.lower() for h in cfg.allowed_hosts)
+    if not _host_allowed(url, allowed_hosts):  # decided before any DNS lookup
+        return Fetched(url, None, R.FETCH_HOST_NOT_ALLOWED, "not in download.allowed_hosts")
+    opener = _opener(allow, allowed_hosts)
     reason, detail = R.FETCH_NETWORK, ""
     for attempt in range(cfg.retries + 1):
         try:

@@ -4,7 +4,7 @@ Which records are pages (HTTP content type, else sniffing), which charset decode
 (HTTP header, then `<meta>`, then UTF-8, then windows-1252), and for each image:
 the absolute URL a browser would fetch at full size (`<base href>`, relative and
 protocol-relative URLs; lazy `data-src`; the largest `srcset` candidate; the first
-`<source>` of a `<picture>`; `og:image` listed after the body), alt text, declared width
+`<source>` of a `<picture>` for the widest screen; `og:image` listed after the body), alt text, declared width
 and height, ordinal position, and whether it lies in the page's main content
 (trafilatura). The tag walk uses Lexbor (selectolax), ~2× faster than lxml here.
 """
@@ -24,6 +24,7 @@ LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
 MAX_URL_LENGTH = 2048
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.I)
+_MAX_WIDTH = re.compile(r"max-width\s*:\s*(\d+(?:\.\d+)?)", re.I)
 _DIMENSION = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$")
 
 
@@ -116,6 +117,14 @@ def largest_candidate(srcset: str) -> Optional[str]:
     return max(cands, key=lambda c: (c[1], c[2]))[0]
 
 
+def _media_width(media: Optional[str]) -> float:
+    """How wide a screen a <source media=…> serves: no media or min-width → any; max-width: N → N."""
+    if not media:
+        return float("inf")
+    m = _MAX_WIDTH.search(media)
+    return float(m.group(1)) if m else float("inf")
+
+
 def _dimension(value: Optional[str]) -> Optional[int]:
     m = _DIMENSION.match(value or "")
     return int(m.group(1)) if m else None
@@ -156,10 +165,10 @@ def extract_refs(html: str, page_url: str) -> list[ImageRef]:
         raw, source = None, "img"
         parent = node.parent
         if parent is not None and parent.tag == "picture":
-            for child in parent.iter():
-                if child.tag == "source" and child.attributes.get("srcset"):
-                    raw, source = largest_candidate(child.attributes["srcset"]), "picture"
-                    break
+            sources = [c.attributes for c in parent.iter() if c.tag == "source" and c.attributes.get("srcset")]
+            if sources:  # the source for the widest screen; among equals the first (preferred format)
+                best = max(enumerate(sources), key=lambda s: (_media_width(s[1].get("media")), -s[0]))[1]
+                raw, source = largest_candidate(best["srcset"]), "picture"
         if raw is None:
             for attr in LAZY_ATTRS:
                 if a.get(attr) and not a[attr].startswith("data:"):

@@ -8,6 +8,7 @@ KEPT = "kept"
 # reading WARC files
 WARC_READ_ERROR = "warc:read_error"          # the file ends early or a record is malformed
 WARC_OPEN_ERROR = "warc:open_error"          # the file cannot be opened or fetched
+WARC_EMPTY = "warc:empty"                    # no record at all (a zero-byte file)
 # pages
 PAGE_NOT_HTML = "page:not_html"
 PAGE_HTTP_STATUS = "page:http_status"        # not 2xx
@@ -24,6 +25,7 @@ PRE_ASPECT = "prefilter:aspect_ratio"
 PRE_TOO_MANY = "prefilter:too_many_images"
 # fetching bytes
 FETCH_PRIVATE = "fetch:private_address"      # SSRF guard
+FETCH_HOST_NOT_ALLOWED = "fetch:host_not_allowed"  # download.allowed_hosts is set and excludes the host
 FETCH_HTTP_404 = "fetch:http_404"
 FETCH_HTTP_ERROR = "fetch:http_error"        # other 4xx / 5xx
 FETCH_NETWORK = "fetch:network_error"        # DNS, refused, reset, TLS

@@ -147,12 +147,44 @@ HTTP_TYPES = ("response", "resource", "revisit")
 
 def _strip_uri(uri: str) -> str:
     uri = (uri or "").strip()
-    return uri[1:-1] if uri.startswith("<") and uri.endswith(">") else uri
+    uri = uri[1:-1] if uri.startswith("<") and uri.endswith(">") else uri
+    return uri.replace(" ", "%20")  # as warcio does with invalid spaces
 
 
 def _read_capped(stream, limit: int) -> tuple[bytes, bool]:
-    data = stream.read(limit + 1)
+    """Up to `limit` bytes (a read may return less than asked: loop), and whether there was more."""
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
     return data[:limit], len(data) > limit
+
+
+def decode_http_body(raw: bytes, headers: list, limit: int) -> tuple[bytes, bool]:
+    """Undo chunked transfer-encoding and gzip / deflate / br content-encoding, as warcio does
+    (with warcio's own readers); decompressed output is capped (a gzip bomb stops at `limit`).
+    Where decoding fails, the raw bytes are kept."""
+    from warcio.bufferedreaders import ChunkedDataReader, DecompressingBufferedReader
+    h = {k.lower(): v.lower() for k, v in headers}
+    chunked = "chunked" in h.get("transfer-encoding", "")
+    decomp = h.get("content-encoding", "").strip() or None
+    if decomp not in ("gzip", "x-gzip", "deflate", "br"):
+        decomp = None
+    if decomp == "x-gzip":
+        decomp = "gzip"
+    if not chunked and decomp is None:
+        return raw, False
+    try:
+        reader = (ChunkedDataReader(io.BytesIO(raw), decomp_type=decomp) if chunked
+                  else DecompressingBufferedReader(io.BytesIO(raw), decomp_type=decomp))
+        body, truncated = _read_capped(reader, limit)
+    except Exception:  # noqa: BLE001 (a lying header: keep what was stored)
+        return raw, False
+    return (body, truncated) if body or not raw else (raw, False)
 
 
 def iter_records_warcio(stream: BinaryIO, name: str, limit: int) -> Iterator[Record]:
@@ -162,7 +194,6 @@ def iter_records_warcio(stream: BinaryIO, name: str, limit: int) -> Iterator[Rec
     for rec in it:
         if rec.rec_type not in ("response", "resource"):
             continue
-        offset = it.get_record_offset()
         http = rec.http_headers
         status = None
         headers: list = []
@@ -177,6 +208,7 @@ def iter_records_warcio(stream: BinaryIO, name: str, limit: int) -> Iterator[Rec
             headers = [("Content-Type", ct)] if ct else []
             status = 200
         body, truncated = _read_capped(rec.content_stream(), limit)
+        offset = it.get_record_offset()  # only after the body is read: asking earlier empties it
         yield Record(name, offset, rec.rec_type, _strip_uri(rec.rec_headers.get_header("WARC-Target-URI")),
                      rec.rec_headers.get_header("WARC-Date") or "", status, headers, body, truncated)
 
@@ -196,6 +228,9 @@ def iter_records_fastwarc(stream: BinaryIO, name: str, limit: int) -> Iterator[R
             headers = [("Content-Type", ct)] if ct else []
             status = 200
         body, truncated = _read_capped(rec.reader, limit)
+        if headers:  # FastWARC hands over the payload as stored; decode it as warcio does
+            body, more = decode_http_body(body, headers, limit)
+            truncated = truncated or more
         rtype = "response" if rec.record_type == WarcRecordType.response else "resource"
         yield Record(name, rec.stream_pos, rtype, _strip_uri(rec.headers.get("WARC-Target-URI", "")),
                      rec.headers.get("WARC-Date", ""), status, headers, body, truncated)

@@ -74,6 +74,7 @@ class DownloadConfig:
     max_bytes: int
     user_agent: str
     allow_private_network: bool
+    allowed_hosts: tuple[str, ...]
     honour_noai: bool
 
 
