@@ -299,7 +299,7 @@ def run_mine(settings: Settings, inputs: list[str], out: Path, overwrite: bool =
         if not overwrite:
             raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
         shutil.rmtree(out)
-    locations = resolve_inputs(inputs)
+    locations = resolve_inputs(inputs, cfg.commoncrawl_base_url)
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
     out.mkdir(parents=True, exist_ok=True)
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))

@@ -17,7 +17,8 @@ import glob
 import gzip
 import io
 import logging
-import os
+import shutil
+import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,6 @@ from typing import BinaryIO, Iterator, Optional
 from semantica.errors import UserError
 
 log = logging.getLogger(__name__)
-COMMON_CRAWL_BASE = os.environ.get("SEMANTICA_COMMONCRAWL_BASE", "https://data.commoncrawl.org/")
 WARC_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz", ".warc.zst")
 
 
@@ -60,7 +60,7 @@ def _is_remote(s: str) -> bool:
     return "://" in s
 
 
-def _read_listing(path: str) -> list[str]:
+def _read_listing(path: str, cc_base: str) -> list[str]:
     data = open_stream(path).read()
     if path.endswith(".gz"):
         data = gzip.decompress(data)
@@ -70,18 +70,18 @@ def _read_listing(path: str) -> list[str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("crawl-data/"):  # Common Crawl's relative paths
-            line = COMMON_CRAWL_BASE + line
+            line = cc_base + line
         out.append(line)
     return out
 
 
-def _common_crawl(spec: str) -> list[str]:
+def _common_crawl(spec: str, cc_base: str) -> list[str]:
     """cc:CRAWL[:START-END] → WARC URLs, through CRAWL's warc.paths.gz (END exclusive)."""
     body = spec[3:]
     crawl, _, rng = body.partition(":")
     if not crawl.startswith("CC-MAIN-"):
         raise UserError(f"--input {spec!r}: expected cc:CC-MAIN-YYYY-WW[:START-END]")
-    paths = _read_listing(f"{COMMON_CRAWL_BASE}crawl-data/{crawl}/warc.paths.gz")
+    paths = _read_listing(f"{cc_base}crawl-data/{crawl}/warc.paths.gz", cc_base)
     if rng:
         try:
             start, _, end = rng.partition("-")
@@ -95,14 +95,15 @@ def _common_crawl(spec: str) -> list[str]:
     return paths
 
 
-def resolve_inputs(inputs: list[str]) -> list[str]:
-    """Expand every --input into a sorted, duplicate-free list of WARC locations."""
+def resolve_inputs(inputs: list[str], cc_base: str = "https://data.commoncrawl.org/") -> list[str]:
+    """Expand every --input into a duplicate-free list of WARC locations (in the order given)."""
+    cc_base = cc_base if cc_base.endswith("/") else cc_base + "/"
     out: list[str] = []
     for item in inputs:
         if item.startswith("cc:"):
-            out.extend(_common_crawl(item))
+            out.extend(_common_crawl(item, cc_base))
         elif item.endswith((".txt", ".paths", ".paths.gz")):
-            out.extend(_read_listing(item))
+            out.extend(_read_listing(item, cc_base))
         elif _is_remote(item):
             if any(ch in item for ch in "*?[") and not item.startswith("http"):
                 from apache_beam.io.filesystems import FileSystems
@@ -249,7 +250,23 @@ def iter_records(location: str, reader: str, limit: int, errors: list) -> Iterat
     iterate = iter_records_fastwarc if reader == "fastwarc" else iter_records_warcio
     try:
         with stream:
-            yield from iterate(stream, name, limit)
-    except Exception as e:  # noqa: BLE001 (truncated gzip, bad chunking, garbage headers)
+            if reader == "fastwarc" and not _seekable(stream):
+                # FastWARC seeks; a network stream cannot: spool it to local disk first
+                with tempfile.TemporaryFile(prefix="semantica-warc-") as tmp:
+                    shutil.copyfileobj(stream, tmp, 1 << 20)
+                    tmp.seek(0)
+                    yield from iterate(tmp, name, limit)
+            else:
+                yield from iterate(stream, name, limit)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 (truncated gzip, bad chunking, garbage; FastWARC may panic)
         errors.append(("warc:read_error", f"{location}: {type(e).__name__}: {e}"))
-        log.warning("%s: stopped reading: %s: %s", location, type(e).__name__, e)
+        log.warning("%s: stopped reading: %s: %s", location, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+
+
+def _seekable(stream) -> bool:
+    try:
+        return bool(stream.seekable())
+    except Exception:  # noqa: BLE001
+        return False

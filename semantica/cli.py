@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("config", "Print the settings a command would run with (pipelines.yaml + profile + --set).")
 
+    sp = add("run", "Run every stage that exists so far, in order, for a profile: mine → (filter → publish → "
+                    "train → evaluate as they land), each into its own folder under DIR.")
+    sp.add_argument("--input", "-i", dest="inputs", action="append", required=True, metavar="WARC",
+                    help="as for `semantica mine --input` (repeatable)")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--allow-private-network", action="store_true", help="as for `semantica mine`")
+    sp.add_argument("--overwrite", action="store_true", help="replace DIR's stage folders")
+
     sp = add("demo", "The whole system on this machine: sample web and every stage that exists so far.")
     sp.add_argument("--output", type=Path, default=Path("demo-out"), help="demo folder (default: demo-out)")
     sp.add_argument("--overwrite", action="store_true", help="replace the demo folder if it exists")
@@ -136,6 +144,17 @@ def _mine(args: argparse.Namespace, settings: Settings) -> int:
                      allow_private=True if args.allow_private_network else None)
     print(f"{args.output}: {stats['pages']['parsed']} pages, {stats['refs']['total']} image references, "
           f"{stats['images']} images, {stats['pairs']} pairs in {stats['seconds']:.1f}s (see stats.json)")
+    return 0
+
+
+@command("run")
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.mining.pipeline import run_mine
+    args.output.mkdir(parents=True, exist_ok=True)
+    settings.dump(args.output / "settings.json")
+    stats = run_mine(settings, args.inputs, args.output / "mined", overwrite=args.overwrite,
+                     allow_private=True if args.allow_private_network else None)
+    print(f"{args.output / 'mined'}: {stats['images']} images, {stats['pairs']} pairs")
     return 0
 
 

@@ -110,6 +110,7 @@ class PairsConfig:
 class MineConfig:
     seed: int
     reader: str
+    commoncrawl_base_url: str
     main_content: bool
     max_html_bytes: int
     download_threads: int

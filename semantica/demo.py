@@ -1,35 +1,70 @@
 """`semantica demo`: the whole system on this machine, stage after stage, on the sample web."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import shutil
+import socket
 import time
 from pathlib import Path
 
 from semantica.config import Settings
 from semantica.errors import UserError
-from semantica.sample_web import write_sample_web
+from semantica.sample_web import serve_sample_web, write_sample_web
+from semantica.sample_web.score import score_mining
 
 log = logging.getLogger(__name__)
 
 
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def local_only(settings: Settings, host: str) -> Settings:
+    """Downloads may reach only the sample web's server: nothing leaves the machine."""
+    mine = settings.stages.mine
+    mine = dataclasses.replace(mine, download=dataclasses.replace(mine.download, allowed_hosts=(host,),
+                                                                  allow_private_network=True))
+    return dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, mine=mine))
+
+
 def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
+    from semantica.mining.pipeline import run_mine
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"{out}: demo folder exists (pass --overwrite to start again)")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    sw = settings.stages.sample_web
+    sw = dataclasses.replace(sw, port=_free_port(sw.host))  # a busy default port must not stop the demo
+    settings = local_only(dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, sample_web=sw)),
+                          sw.host)
     settings.dump(out / "settings.json")
     timings = {}
+    steps = 2
 
     t = time.perf_counter()
-    log.info("[1/1] sample web → %s", out / "sample-web")
-    manifest = write_sample_web(settings.stages.sample_web, out / "sample-web")
+    log.info("[1/%d] sample web → %s", steps, out / "sample-web")
+    manifest = write_sample_web(sw, out / "sample-web")
     timings["sample-web"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    log.info("[2/%d] mine (Beam %s) → %s", steps, settings.profile.beam.get("runner"), out / "mined")
+    with serve_sample_web(out / "sample-web", host=sw.host, port=sw.port):
+        stats = run_mine(settings, [str(out / "sample-web" / "warc")], out / "mined")
+    timings["mine"] = time.perf_counter() - t
+    score = score_mining(out / "sample-web", out / "mined")
+    (out / "mining-score.json").write_text(json.dumps(score, indent=2) + "\n")
+
     c = manifest["counts"]
-    print(f"demo: sample web with {c['pages']} pages, {c['refs']} image references, "
-          f"{c['pairs']} ground-truth pairs in {out / 'sample-web'}")
+    print(f"demo: sample web: {c['pages']} pages, {c['refs']} image references, {c['pairs']} ground-truth pairs "
+          f"→ {out / 'sample-web'}")
+    print(f"demo: mined: {stats['pages']['parsed']} pages, {stats['images']} images, {stats['pairs']} pairs "
+          f"→ {out / 'mined'} (stats.json)")
+    print("demo: mining vs ground truth: " + ", ".join(f"{k} {v:.3f}" for k, v in score.items()))
     print("demo: stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return 0

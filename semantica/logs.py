@@ -21,6 +21,13 @@ def setup_logging(debug: bool = False) -> None:
     if not debug:  # Beam and Ray log every worker's life at INFO; keep ours readable
         for noisy in ("apache_beam", "ray", "urllib3", "trafilatura", "htmldate", "courlan"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_drop_optional_cloud_notices)
+
+
+def _drop_optional_cloud_notices(record: logging.LogRecord) -> bool:
+    """Beam warns on import that GCP client libraries are absent; only Dataflow users need them."""
+    return not record.getMessage().startswith("apitools not found")
 
 
 def progress(items: Iterable[T], desc: str, total: Optional[int] = None, unit: str = "it") -> Iterable[T]:

@@ -1,0 +1,103 @@
+"""Where WARC files come from, and what each profile's Beam runner is told."""
+from __future__ import annotations
+
+import functools
+import gzip
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions
+
+from semantica.config import load_settings
+from semantica.errors import UserError
+from semantica.mining.pipeline import build_pipeline, pipeline_options
+from semantica.mining.warc_io import iter_records, resolve_inputs
+
+from conftest import REPO
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def fake_commoncrawl(tmp_path, sample_web):
+    """A Common Crawl look-alike on 127.0.0.1: crawl-data/CRAWL/warc.paths.gz + the WARC files."""
+    crawl = tmp_path / "crawl-data" / "CC-MAIN-2099-01"
+    seg = crawl / "segments" / "1700000000000.00" / "warc"
+    seg.mkdir(parents=True)
+    names = []
+    for f in sorted((sample_web / "warc").glob("*.warc.gz")):
+        shutil.copy(f, seg / f.name)
+        names.append(f"crawl-data/CC-MAIN-2099-01/segments/1700000000000.00/warc/{f.name}")
+    (crawl / "warc.paths.gz").write_bytes(gzip.compress(("\n".join(names) + "\n").encode()))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", names
+    server.shutdown()
+    server.server_close()
+
+
+def test_crawl_id_and_range_resolve_through_warc_paths(fake_commoncrawl, sample_web):
+    base, names = fake_commoncrawl
+    assert resolve_inputs(["cc:CC-MAIN-2099-01"], base) == [base + n for n in names]  # the whole crawl
+    assert resolve_inputs(["cc:CC-MAIN-2099-01:0-1"], base) == [base + names[0]]
+    assert resolve_inputs(["cc:CC-MAIN-2099-01:1-"], base) == [base + names[1]]
+    with pytest.raises(UserError, match="selects no WARC"):
+        resolve_inputs(["cc:CC-MAIN-2099-01:5-9"], base)
+    with pytest.raises(UserError, match="expected cc:CC-MAIN"):
+        resolve_inputs(["cc:latest"], base)
+    # records stream over HTTP exactly as from disk
+    remote = [(r.uri, r.body) for r in iter_records(base + names[0], "fastwarc", 10**7, [])]
+    local = [(r.uri, r.body) for r in iter_records(str(sample_web / "warc" / names[0].rsplit("/", 1)[1]),
+                                                    "fastwarc", 10**7, [])]
+    assert remote == local and len(remote) > 50
+
+
+def test_paths_globs_folders_and_listings(tmp_path, sample_web):
+    warcs = sorted(str(p) for p in (sample_web / "warc").glob("*.warc.gz"))
+    assert resolve_inputs([str(sample_web / "warc" / "*.warc.gz")]) == warcs
+    assert resolve_inputs([str(sample_web / "warc")]) == warcs
+    listing = tmp_path / "list.txt"
+    listing.write_text("# my crawl\n" + "\n".join(warcs) + "\n\n")
+    assert resolve_inputs([str(listing), warcs[0]]) == warcs  # duplicates dropped, order kept
+    with pytest.raises(UserError, match="no such file"):
+        resolve_inputs([str(tmp_path / "absent.warc.gz")])
+    with pytest.raises(UserError, match="matches no file"):
+        resolve_inputs([str(tmp_path / "*.warc.gz")])
+
+
+def test_unreachable_input_is_counted_not_fatal():
+    errors: list = []
+    assert list(iter_records("http://127.0.0.1:9/nothing.warc.gz", "fastwarc", 100, errors)) == []
+    assert errors and errors[0][0] == "warc:open_error"
+
+
+@pytest.mark.parametrize("profile, runner, flags", [
+    ("local", "DirectRunner", {"direct_num_workers": 2, "direct_running_mode": "multi_processing"}),
+    ("dataflow", "DataflowRunner", {"project": "my-gcp-project", "region": "us-central1",
+                                    "temp_location": "gs://my-bucket/semantica/tmp", "max_num_workers": 200}),
+    ("spark", "SparkRunner", {"spark_master_url": "spark://spark-master:7077"}),
+    ("flink", "FlinkRunner", {"flink_master": "flink-jobmanager:8081", "parallelism": 64}),
+])
+def test_each_profile_builds_its_runner_options_and_graph(profile, runner, flags, tmp_path):
+    settings = load_settings(REPO / "pipelines.yaml", profile)
+    opts = pipeline_options(settings)
+    assert opts.view_as(StandardOptions).runner == runner
+    everything = opts.get_all_options(drop_default=True)
+    for k, v in flags.items():
+        assert everything[k] == v, k
+    if profile == "dataflow":
+        assert opts.view_as(GoogleCloudOptions).project == "my-gcp-project"
+    if runner != "DirectRunner":
+        assert everything["setup_file"].endswith("setup.py")  # workers install semantica from it
+    # the graph constructs for the profile's options (built, not run: no cluster here)
+    p = beam.Pipeline(runner="DirectRunner", options=opts)
+    build_pipeline(p, ["a.warc.gz"], tmp_path / "out", settings.stages.mine, allow_private=False)
+    proto = p.to_runner_api()
+    names = {t.unique_name for t in proto.components.transforms.values()}
+    assert {"MinePairs/ReadWarcs", "MinePairs/Verify", "MinePairs/Assemble", "WritePairs"} <= names
