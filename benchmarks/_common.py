@@ -91,11 +91,13 @@ def realistic_page(rng: random.Random, vocab: list[str], host: str, target: int)
 
 
 def write_warc(path: Path, records, gzip: bool = True) -> None:
-    """records: iterable of (url, html bytes). Common Crawl style: request + response + metadata."""
+    """records: iterable of (url, body[, content type]), HTML by default; written Common Crawl
+    style (request + response + metadata, one gzip member each)."""
     with open(path, "wb") as f:
         w = WARCWriter(f, gzip=gzip)
-        for url, body in records:
-            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Server", "nginx"),
+        for url, body, *ctype in records:
+            ctype = ctype[0] if ctype else "text/html; charset=utf-8"
+            http = StatusAndHeaders("200 OK", [("Content-Type", ctype), ("Server", "nginx"),
                                                ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
             resp = w.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
             w.write_record(resp)

@@ -81,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("config", "Print the settings a command would run with (pipelines.yaml + profile + --set).")
 
+    sp = add("filter", "Score mined pairs by frozen-encoder similarity; keep those in [low, high]; "
+                       "--sweep reports what each threshold pair would keep.")
+    sp.add_argument("--pairs", type=Path, required=True, metavar="DIR", help="output of `semantica mine`")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--encoder", help="hub id or local directory (stages.filter.encoder)")
+    sp.add_argument("--low", type=float, help="stages.filter.low")
+    sp.add_argument("--high", type=float, help="stages.filter.high")
+    sp.add_argument("--sweep", action="store_true", help="also write sweep/ (JSON, HTML with examples, PNG)")
+    sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
+
+    sp = add("tiny-encoder", "Train the tiny stand-in encoder on a sample web (for offline runs and tests).")
+    sp.add_argument("sample_web", type=Path, metavar="SAMPLE_WEB", help="a folder written by `semantica sample-web`")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--steps", type=int, default=300)
+    sp.add_argument("--seed", type=int, default=0)
+
     sp = add("run", "Run every stage that exists so far, in order, for a profile: mine → (filter → publish → "
                     "train → evaluate as they land), each into its own folder under DIR.")
     sp.add_argument("--input", "-i", dest="inputs", action="append", required=True, metavar="WARC",
@@ -98,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides_from_flags(args: argparse.Namespace) -> list[str]:
     """Per-command flags are shorthands for --set; they win over pipelines.yaml."""
     mapping = {"mine": {"seed": "stages.mine.seed"},
+               "filter": {"low": "stages.filter.low", "high": "stages.filter.high"},
                "sample-web": {"seed": "stages.sample_web.seed", "pages": "stages.sample_web.num_pages",
                               "domains": "stages.sample_web.num_domains", "port": "stages.sample_web.port"}}
     out = []
@@ -144,6 +161,26 @@ def _mine(args: argparse.Namespace, settings: Settings) -> int:
                      allow_private=True if args.allow_private_network else None)
     print(f"{args.output}: {stats['pages']['parsed']} pages, {stats['refs']['total']} image references, "
           f"{stats['images']} images, {stats['pairs']} pairs in {stats['seconds']:.1f}s (see stats.json)")
+    return 0
+
+
+@command("filter")
+def _filter(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.mining.semantic_filter import run_filter
+    stats = run_filter(settings, args.pairs, args.output, encoder=args.encoder, overwrite=args.overwrite)
+    print(f"{args.output}: kept {stats['pairs_kept']} of {stats['pairs_in']} pairs in "
+          f"[{stats['low']}, {stats['high']}] ({stats['drops']['filter']}) with {stats['encoder']}")
+    if args.sweep:
+        from semantica.mining.sweep import write_sweep
+        path = write_sweep(settings.stages.filter, args.output)
+        print(f"{path}: threshold sweep")
+    return 0
+
+
+@command("tiny-encoder")
+def _tiny_encoder(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.tiny_encoder import train_tiny_encoder
+    print(train_tiny_encoder(args.sample_web, args.output, steps=args.steps, seed=args.seed))
     return 0
 
 
