@@ -22,7 +22,7 @@ def test_every_profile_loads():
         assert isinstance(s.model, ModelConfig)
     assert load_settings(YAML, "local").profile.beam["runner"] == "DirectRunner"
     assert load_settings(YAML, "dataflow").stages.train.encoder == "facebook/dinov2-base"  # profile override
-    assert load_settings(YAML, "local").stages.train.encoder == "tiny"
+    assert load_settings(YAML, "local").stages.filter.high == 0.995  # local profile: the tiny encoder
 
 
 def test_set_overrides_yaml():
