@@ -13,8 +13,10 @@ import socket
 import time
 from pathlib import Path
 
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports albumentations, which phones home
+
+from warcio.statusandheaders import StatusAndHeaders  # noqa: E402
+from warcio.warcwriter import WARCWriter  # noqa: E402
 
 _SYL = ("ka", "to", "ri", "men", "sa", "lo", "ver", "an", "el", "cu", "dro", "is", "pe", "ul", "tra", "mo",
         "ne", "ar", "gi", "fo", "bel", "son", "ta", "xi", "or", "pla", "du", "ce", "ha", "wen")

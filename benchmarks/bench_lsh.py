@@ -43,16 +43,15 @@ def verify_np(ids: np.ndarray, hs: np.ndarray, d: int, block: int = 64) -> np.nd
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def lsh_np(hs: np.ndarray, n_bands: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+def lsh_np(hs: np.ndarray, ids: np.ndarray, n_bands: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     """(distinct pairs, bucket sizes): band, group by sort, verify each bucket as near_pairs does."""
     width = 64 // n_bands
-    ids = np.arange(len(hs), dtype=np.int64)
     keys = np.concatenate([(np.uint64(b) << np.uint64(width)) | ((hs >> np.uint64(b * width)) & np.uint64((1 << width) - 1))
                            for b in range(n_bands)])
-    order = np.argsort(keys, kind="stable")  # stable: ids ascending within a bucket, as sorted() gives
-    members = np.tile(ids, n_bands)[order]
+    order = np.lexsort((np.tile(ids, n_bands), keys))  # by bucket, then id: near_pairs sorts by id
+    rows = np.tile(np.arange(len(hs)), n_bands)[order]
     _, starts, sizes = np.unique(keys[order], return_index=True, return_counts=True)
-    pairs = [verify_np(members[s:s + min(n, MAX_BUCKET)], hs[members[s:s + min(n, MAX_BUCKET)]], d)
+    pairs = [verify_np(ids[rows[s:s + min(n, MAX_BUCKET)]], hs[rows[s:s + min(n, MAX_BUCKET)]], d)
              for s, n in zip(starts, sizes) if n > 1]
     return np.unique(np.concatenate(pairs)), sizes
 
@@ -84,8 +83,9 @@ def main() -> None:
     flips = [sum(1 << int(b) for b in rng.choice(64, rng.integers(1, d + 1), replace=False)) for _ in src]
     hs = np.concatenate([base, base[src] ^ np.array(flips, dtype=np.uint64)])
     total = len(hs)
-    planted = {int(s) << 32 | (args.n + k) for k, s in enumerate(src)}
-    items = [(f"{i:09d}", to_signed(h)) for i, h in enumerate(hs.tolist())]
+    ids = rng.permutation(total)  # image ids in random order (sha256 in the miner): copies are not all last
+    planted = {min(ids[s], ids[args.n + k]) << 32 | max(ids[s], ids[args.n + k]) for k, s in enumerate(src.tolist())}
+    items = [(f"{i:09d}", to_signed(h)) for i, h in zip(ids.tolist(), hs.tolist())]
     print(f"{total:,} hashes ({args.planted:,} planted copies at distance 1..{d}), {args.bands} bands, distance <= {d}")
 
     t_py_group, buckets = _common.timed(lsh_python, items, args.bands)
@@ -96,20 +96,20 @@ def main() -> None:
     lsh_comparisons = sum(pairs_of(m) for m in sizes_py)
     t_py_verify = t_py_some / sum(pairs_of(len(b)) for b in timed_buckets) * lsh_comparisons
     del buckets, timed_buckets
-    t_np, (found, sizes) = _common.timed(lsh_np, hs, args.bands, d)
+    t_np, (found, sizes) = _common.timed(lsh_np, hs, ids, args.bands, d)
     print(f"buckets: {len(sizes):,}, {total * args.bands / len(sizes):.0f} hashes each on average, largest "
-          f"{sizes.max():,} (MAX_BUCKET {MAX_BUCKET:,}: {(sizes > MAX_BUCKET).sum()} over, their tail never compared)")
+          f"{sizes.max():,}; {(sizes > MAX_BUCKET).sum()} over MAX_BUCKET ({MAX_BUCKET:,}), where near_pairs "
+          f"compares only the first {MAX_BUCKET:,} ids")
 
     # brute force on a sample holding planted pairs: timed, then scaled by n^2
     k = min(args.planted, args.sample // 10)
     chosen = set(src[:k].tolist()) | set(range(args.n, args.n + k))
     others = rng.choice(args.n, args.sample, replace=False)
     sample = sorted(chosen | set(others[~np.isin(others, list(chosen))][:args.sample - len(chosen)].tolist()))
-    s_items = [items[i] for i in sample]
+    s_items = sorted(items[i] for i in sample)  # by id: pairs come out (a < b), as near_pairs yields them
     t_bf_py, brute = _common.timed(lambda: {(a[0], b[0]) for a, b in itertools.combinations(s_items, 2)
                                             if hamming(a[1], b[1]) <= d})
-    s_ids = np.array(sample, dtype=np.int64)
-    t_bf_np, _ = _common.timed(verify_np, s_ids, hs[s_ids], d, 256)
+    t_bf_np, _ = _common.timed(verify_np, ids[sample], hs[sample], d, 256)
     lsh_on_sample = {p for b in lsh_python(s_items, args.bands).values() for p in near_pairs(b, d)}
     scale = (total / len(sample)) ** 2
     recall_sample = len(lsh_on_sample & brute) / max(len(brute), 1)

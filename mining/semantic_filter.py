@@ -112,7 +112,7 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
         shutil.rmtree(out)
     from semantica.encoders import load_encoder
     load_encoder(encoder)  # fail here, in one clear line, rather than inside a worker
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with beam.Pipeline(options=pipeline_options(settings)) as p:
         images = p | "ReadImages" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"),

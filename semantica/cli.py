@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--sweep", action="store_true", help="also write sweep/ (JSON, HTML with examples, PNG)")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
 
+    sp = add("publish", "Write a curated, self-contained pairs dataset: Parquet and WebDataset shards, "
+                        "a dataset card, a contact sheet and checksums, after opt-out and safety filtering.")
+    sp.add_argument("--pairs", type=Path, required=True, metavar="DIR", help="output of `semantica filter` (or mine)")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--opt-out", metavar="FILE", help="URL or domain patterns to remove, one a line")
+    sp.add_argument("--name", default="semantica-pairs", help="dataset name in the card")
+    sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
+
     sp = add("tiny-encoder", "Train the tiny stand-in encoder on a sample web (for offline runs and tests).")
     sp.add_argument("sample_web", type=Path, metavar="SAMPLE_WEB", help="a folder written by `semantica sample-web`")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
@@ -174,6 +182,16 @@ def _filter(args: argparse.Namespace, settings: Settings) -> int:
         from semantica.mining.sweep import write_sweep
         path = write_sweep(settings.stages.filter, args.output)
         print(f"{path}: threshold sweep")
+    return 0
+
+
+@command("publish")
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.mining.publish import run_publish
+    stats = run_publish(settings, args.pairs, args.output, opt_out_file=args.opt_out, overwrite=args.overwrite,
+                        name=args.name)
+    print(f"{args.output}: {stats['pairs']} pairs, {stats['images']} images published "
+          f"(dropped: {stats['drops']['publish']}); card in {args.output / 'README.md'}")
     return 0
 
 

@@ -148,6 +148,7 @@ class PublishConfig:
     url_blocklist: Optional[str]
     phash_blocklist: Optional[str]
     phash_block_hamming: int
+    safety_classifier: Optional[str]
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncod
         dev, dtype = _device_dtype(device)
         model = model_cls.from_pretrained(name_or_path, torch_dtype=dtype)
         processor = AutoImageProcessor.from_pretrained(name_or_path)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a directory without a model's config.json
         where = "this directory has no saved model" if local else (
             "it is not in the local Hugging Face cache and the hub cannot be reached (offline?)")
         raise EncoderNotFound(

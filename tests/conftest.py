@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_WARC = REPO.parent / "shared" / "data" / "warc"
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"  # no model or dataset from a hub: tests build and save their own
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
 def free_port() -> int:
@@ -47,3 +49,28 @@ def shared_warc() -> Path:
     if not SHARED_WARC.is_dir():
         pytest.skip(f"{SHARED_WARC} not present (the shared test WARCs live beside the checkout)")
     return SHARED_WARC
+
+
+def offline(settings):
+    """Only loopback names may be fetched: no DNS lookup, no packet off this machine."""
+    import dataclasses
+    mine = settings.stages.mine
+    mine = dataclasses.replace(mine, download=dataclasses.replace(mine.download, allowed_hosts=("127.0.0.1", "localhost")))
+    return dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, mine=mine))
+
+
+@pytest.fixture(scope="session")
+def mined(sample_web, sample_web_port, settings, tmp_path_factory):
+    """The sample web mined once per session (Beam DirectRunner, 2 worker processes)."""
+    from semantica.mining.pipeline import run_mine
+    from semantica.sample_web import serve_sample_web
+    out = tmp_path_factory.mktemp("mined")
+    with serve_sample_web(sample_web, port=sample_web_port):
+        run_mine(offline(settings), [str(sample_web / "warc")], out, overwrite=True, allow_private=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(sample_web, tmp_path_factory):
+    from semantica.tiny_encoder import train_tiny_encoder
+    return train_tiny_encoder(sample_web, tmp_path_factory.mktemp("tiny-encoder"), steps=300, seed=0)

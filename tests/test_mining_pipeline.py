@@ -22,28 +22,14 @@ from semantica.mining import reasons as R
 from semantica.mining.pipeline import run_mine
 from semantica.sample_web import serve_sample_web
 
+from conftest import offline
 from test_mining_units import bomb_png
 
 pytestmark = pytest.mark.slow
 
 
-def offline(settings):
-    """Only loopback names may be fetched: no DNS lookup, no packet off this machine."""
-    mine = settings.stages.mine
-    mine = dataclasses.replace(mine, download=dataclasses.replace(mine.download, allowed_hosts=("127.0.0.1", "localhost")))
-    return dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, mine=mine))
-
-
 def rows(out: Path, name: str) -> list[dict]:
     return pq.read_table(out / name).to_pylist()
-
-
-@pytest.fixture(scope="session")
-def mined(sample_web, sample_web_port, settings, tmp_path_factory):
-    out = tmp_path_factory.mktemp("mined")
-    with serve_sample_web(sample_web, port=sample_web_port):
-        run_mine(offline(settings), [str(sample_web / "warc")], out, overwrite=True, allow_private=True)
-    return out
 
 
 def gt(sample_web, name):

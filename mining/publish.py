@@ -1,0 +1,233 @@
+"""Publishing a curated pairs dataset: a self-contained folder others can load.
+
+  DIR/data/pairs-00000-of-0000N.parquet    pair metadata (+ similarity when filtered)
+  DIR/data/images-00000-of-0000N.parquet   the images the pairs use, bytes included
+  DIR/webdataset/pairs-00000.tar           one sample per pair: cond.*, target.*, json
+  DIR/contact_sheet.png                    random pairs, condition left, target right
+  DIR/README.md                            the dataset card (schema, counts, sources, filters,
+                                           licence and attribution, opt-out, safety)
+  DIR/SHA256SUMS, DIR/stats.json
+
+Before anything is written, the opt-out list and the safety stage run: URL and domain
+patterns (opt-out and blocklist), perceptual-hash blocklist, and an optional image
+classifier hook (`module:function`, PIL image → True when unsafe). Each drop is counted
+and named in the card.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib
+import io
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from semantica.config import PublishConfig, Settings
+from semantica.errors import UserError
+from semantica.mining.decode import hamming, to_rgb
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- matching
+class Patterns:
+    """URL / domain patterns: `example.com` (the domain and its subdomains), `*.cdn.net`,
+    or a URL with optional `*` wildcards (`https://site.org/private/*`)."""
+
+    def __init__(self, lines: list[str], source: str):
+        self.domains, self.globs = set(), []
+        for i, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if "://" in line:
+                self.globs.append(line)
+            elif "/" in line or " " in line:
+                raise UserError(f"{source}:{i}: {line!r} is neither a domain nor a URL pattern")
+            else:
+                self.domains.add(line.lower().lstrip("*."))
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.domains) + len(self.globs)
+
+    def matches(self, url: Optional[str]) -> bool:
+        if not url:
+            return False
+        host = (urlsplit(url).hostname or "").lower()
+        parts = host.split(".")
+        if any(".".join(parts[i:]) in self.domains for i in range(len(parts))):
+            return True
+        return any(fnmatch.fnmatchcase(url, g) for g in self.globs)
+
+
+def _read_lines(path: Optional[str], what: str) -> list[str]:
+    if not path:
+        return []
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} {path!r}: no such file")
+    return p.read_text(encoding="utf-8").splitlines()
+
+
+def load_classifier(spec: Optional[str]) -> Optional[Callable]:
+    """`package.module:function`, called with a PIL image, returning True for unsafe."""
+    if not spec:
+        return None
+    module, _, name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"stages.publish.safety_classifier {spec!r}: cannot import: {e}") from None
+    return fn
+
+
+# ----------------------------------------------------------------------------- safety
+def curate(pairs: list[dict], images: dict, cfg: PublishConfig, opt_out: Patterns, blocklist: Patterns,
+           phash_block: list[int], classifier: Optional[Callable]) -> tuple[list[dict], dict]:
+    """Pairs that pass every check, and the drop counts by reason."""
+    drops = {"opt_out": 0, "url_blocklist": 0, "phash_blocklist": 0, "classifier": 0, "missing_image": 0}
+    unsafe: dict = {}
+
+    def image_unsafe(image_id: str) -> Optional[str]:
+        if image_id not in unsafe:
+            img = images.get(image_id)
+            reason = None
+            if img is None:
+                reason = "missing_image"
+            elif blocklist.matches(img["url"]):
+                reason = "url_blocklist"
+            elif any(hamming(img["phash"], h) <= cfg.phash_block_hamming for h in phash_block):
+                reason = "phash_blocklist"
+            elif classifier is not None and classifier(to_rgb(Image.open(io.BytesIO(img["bytes"])))):
+                reason = "classifier"
+            unsafe[image_id] = reason
+        return unsafe[image_id]
+
+    kept = []
+    for p in pairs:
+        if any(opt_out.matches(p.get(k)) for k in ("page_url", "cond_url", "target_url")):
+            drops["opt_out"] += 1
+            continue
+        if blocklist.matches(p["page_url"]):
+            drops["url_blocklist"] += 1
+            continue
+        reason = image_unsafe(p["cond_image_id"]) or image_unsafe(p["target_image_id"])
+        if reason:
+            drops[reason] += 1
+            continue
+        kept.append(p)
+    return kept, drops
+
+
+# ----------------------------------------------------------------------------- writing
+def _shards(rows: list[dict], n: int) -> list[list[dict]]:
+    return [rows[i:i + n] for i in range(0, len(rows), n)] or [[]]
+
+
+def _write_parquet(rows: list[dict], schema: pa.Schema, folder: Path, stem: str, shard_rows: int) -> list[Path]:
+    shards = _shards(rows, shard_rows)
+    paths = []
+    for i, shard in enumerate(shards):
+        path = folder / f"{stem}-{i:05d}-of-{len(shards):05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(shard, schema=schema), path)
+        paths.append(path)
+    return paths
+
+
+def _ext(fmt: Optional[str]) -> str:
+    return {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "bmp": "bmp", "tiff": "tiff"}.get(fmt or "", "bin")
+
+
+def _write_webdataset(pairs: list[dict], images: dict, folder: Path, shard_rows: int) -> list[Path]:
+    import webdataset as wds
+    paths = []
+    for i, shard in enumerate(_shards(pairs, shard_rows)):
+        path = folder / f"pairs-{i:05d}.tar"
+        with wds.TarWriter(str(path)) as sink:
+            for p in shard:
+                c, t = images[p["cond_image_id"]], images[p["target_image_id"]]
+                meta = {k: v for k, v in p.items() if k not in ("warc_offset",)}
+                sink.write({"__key__": p["pair_id"], f"cond.{_ext(c['format'])}": c["bytes"],
+                            f"target.{_ext(t['format'])}": t["bytes"], "json": json.dumps(meta).encode()})
+        paths.append(path)
+    return paths
+
+
+def _contact_sheet(pairs: list[dict], images: dict, path: Path, seed: int, n: int = 8, cell: int = 96) -> None:
+    sample = random.Random(seed).sample(pairs, min(n, len(pairs)))
+    sheet = Image.new("RGB", (2 * cell + 8, max(1, len(sample)) * (cell + 4)), "white")
+    for row, p in enumerate(sample):
+        for col, key in enumerate(("cond_image_id", "target_image_id")):
+            img = to_rgb(Image.open(io.BytesIO(images[p[key]]["bytes"])))
+            img.thumbnail((cell, cell))
+            sheet.paste(img, (col * (cell + 8), row * (cell + 4)))
+    sheet.save(path)
+
+
+def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Optional[str] = None,
+                overwrite: bool = False, name: str = "semantica-pairs") -> dict:
+    cfg = settings.stages.publish
+    pairs_dir, out = Path(pairs_dir), Path(out)
+    for sub in ("pairs", "images"):
+        if not (pairs_dir / sub).exists():
+            raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
+        shutil.rmtree(out)
+    opt_out = Patterns(list(cfg.opt_out) + _read_lines(opt_out_file, "--opt-out"), opt_out_file or "stages.publish.opt_out")
+    blocklist = Patterns(_read_lines(cfg.url_blocklist, "stages.publish.url_blocklist"), cfg.url_blocklist or "")
+    phash_block = []
+    for i, line in enumerate(_read_lines(cfg.phash_blocklist, "stages.publish.phash_blocklist"), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            try:
+                from semantica.mining.decode import to_signed
+                phash_block.append(to_signed(int(line, 16)))
+            except ValueError:
+                raise UserError(f"{cfg.phash_blocklist}:{i}: {line!r} is not a 16-digit hex pHash") from None
+    classifier = load_classifier(cfg.safety_classifier)
+
+    pairs = sorted(pq.read_table(pairs_dir / "pairs").to_pylist(), key=lambda p: p["pair_id"])
+    images = {r["image_id"]: r for r in pq.read_table(pairs_dir / "images").to_pylist()}
+    kept, drops = curate(pairs, images, cfg, opt_out, blocklist, phash_block, classifier)
+    used = sorted({i for p in kept for i in (p["cond_image_id"], p["target_image_id"])})
+    image_rows = [images[i] for i in used]
+
+    (out / "data").mkdir(parents=True)
+    pair_schema = pq.read_schema(next((pairs_dir / "pairs").glob("*.parquet")))
+    pair_schema = pa.schema([f for f in pair_schema if not f.name.startswith("__")])
+    image_schema = pq.read_schema(next((pairs_dir / "images").glob("*.parquet")))
+    files = _write_parquet(kept, pair_schema, out / "data", "pairs", cfg.shard_rows)
+    files += _write_parquet(image_rows, image_schema, out / "data", "images", cfg.shard_rows)
+    if cfg.webdataset:
+        (out / "webdataset").mkdir()
+        files += _write_webdataset(kept, images, out / "webdataset", cfg.shard_rows)
+    if kept:
+        _contact_sheet(kept, images, out / "contact_sheet.png", settings.stages.mine.seed)
+        files.append(out / "contact_sheet.png")
+
+    sources = (pairs_dir / "inputs.txt").read_text().split() if (pairs_dir / "inputs.txt").exists() else []
+    upstream = json.loads((pairs_dir / "stats.json").read_text()) if (pairs_dir / "stats.json").exists() else {}
+    stats = {"name": name, "pairs_in": len(pairs), "pairs": len(kept), "images": len(image_rows),
+             "pages": len({p["page_url"] for p in kept}), "domains": len({p["domain"] for p in kept}),
+             "drops": {"publish": drops}, "opt_out_patterns": len(opt_out), "url_blocklist_patterns": len(blocklist),
+             "phash_blocklist_hashes": len(phash_block), "safety_classifier": cfg.safety_classifier,
+             "sources": sources, "upstream": {k: upstream.get(k) for k in ("encoder", "low", "high", "drops")}}
+    (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    from semantica.mining.dataset_card import write_card
+    write_card(out, stats, settings, pair_schema, image_schema)
+    files += [out / "README.md", out / "stats.json"]
+    sums = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(out)}" for f in sorted(files)]
+    (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    return stats

@@ -1,0 +1,128 @@
+"""Semantic filtering, the threshold sweep and publishing, on the mined sample web."""
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+
+from semantica.errors import UserError
+from semantica.mining.publish import Patterns, run_publish
+from semantica.mining.semantic_filter import read_scored, run_filter
+from semantica.mining.sweep import write_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def unsafe_if_wide(img) -> bool:
+    """A stand-in safety classifier for the hook: flags landscape pictures wider than 3:2."""
+    return img.width > 1.45 * img.height
+
+
+@pytest.fixture(scope="module")
+def filtered(mined, tiny_encoder, settings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("filtered")
+    stats = run_filter(settings, mined, out, encoder=str(tiny_encoder), overwrite=True)
+    return out, stats
+
+
+def _relations(sample_web):
+    gt = pq.read_table(sample_web / "ground_truth" / "pairs.parquet").to_pylist()
+    return {(p["page_url"], frozenset((p["url_a"], p["url_b"]))): p["relation"] for p in gt}
+
+
+def test_filter_drops_unrelated_pairs_and_copies_keeps_related(filtered, sample_web, settings):
+    out, stats = filtered
+    relation = _relations(sample_web)
+    scored = read_scored(out)
+    by = Counter((relation[(r["page_url"], frozenset((r["cond_url"], r["target_url"])))], r["status"]) for r in scored)
+    assert set(by) == {("related", "kept"), ("unrelated", "filter:unrelated"), ("copy", "filter:copy")}, by
+    assert by[("unrelated", "filter:unrelated")] > 20 and by[("copy", "filter:copy")] > 10
+    # the counts in stats agree with the rows
+    kept = pq.read_table(out / "pairs").num_rows
+    assert stats["pairs_kept"] == kept == by[("related", "kept")]
+    assert stats["pairs_in"] == len(scored) == pq.read_table(mined_pairs(out)).num_rows
+    assert stats["drops"]["filter"] == {"copy": by[("copy", "filter:copy")],
+                                        "unrelated": by[("unrelated", "filter:unrelated")]}
+    assert settings.stages.filter.low <= min(r["similarity"] for r in scored if r["status"] == "kept")
+
+
+def mined_pairs(filtered_out):
+    return json.loads((filtered_out / "stats.json").read_text())["source_pairs_dir"] + "/pairs"
+
+
+def test_embeddings_are_float16_once_per_image(filtered, mined):
+    out, _ = filtered
+    emb = pq.read_table(out / "embeddings")
+    import pyarrow as pa
+    assert emb.schema.field("embedding").type.value_type == pa.float16()
+    ids = emb.column("image_id").to_pylist()
+    assert len(ids) == len(set(ids)) == pq.read_table(mined / "images").num_rows
+    used = {i for p in pq.read_table(out / "pairs").to_pylist() for i in (p["cond_image_id"], p["target_image_id"])}
+    assert set(pq.read_table(out / "images").column("image_id").to_pylist()) == used
+
+
+def test_sweep_reports_what_each_band_keeps(filtered, settings):
+    out, _ = filtered
+    html = write_sweep(settings.stages.filter, out)
+    report = json.loads((out / "sweep" / "sweep.json").read_text())
+    scored = read_scored(out)
+    for row in report["grid"]:
+        band = [r for r in scored if row["low"] <= r["similarity"] <= row["high"]]
+        assert row["pairs"] == len(band) and row["pages"] == len({r["page_url"] for r in band})
+    assert len(report["grid"]) == sum(lo < hi for lo in settings.stages.filter.sweep_lows
+                                      for hi in settings.stages.filter.sweep_highs)
+    assert (out / "sweep" / "sweep.png").stat().st_size > 10_000
+    assert html.read_text().count("data:image/png;base64,") >= 8
+
+
+def test_publish_round_trip_with_opt_out_and_safety(filtered, settings, tmp_path):
+    import dataclasses
+    out, _ = filtered
+    opt = tmp_path / "opt-out.txt"
+    opt.write_text("# removed at the owner's request\nwww.blog.example\n")
+    phash_block = tmp_path / "phash.txt"
+    images = pq.read_table(out / "images").to_pylist()
+    blocked = images[0]
+    phash_block.write_text(f"{blocked['phash'] & (2**64 - 1):016x}\n")
+    pub_cfg = dataclasses.replace(settings.stages.publish, phash_blocklist=str(phash_block),
+                                  safety_classifier="test_filter_publish:unsafe_if_wide", shard_rows=100)
+    s = dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, publish=pub_cfg))
+    stats = run_publish(s, out, tmp_path / "pub", opt_out_file=str(opt), name="sample-pairs")
+    pub = tmp_path / "pub"
+
+    from datasets import load_dataset
+    pairs = load_dataset("parquet", data_files=str(pub / "data" / "pairs-*.parquet"), split="train")
+    imgs = load_dataset("parquet", data_files=str(pub / "data" / "images-*.parquet"), split="train")
+    assert len(pairs) == stats["pairs"] and len(imgs) == stats["images"]
+    assert not [p for p in pairs if "blog.example" in p["page_url"]]  # opt-out applied
+    d = stats["drops"]["publish"]
+    assert d["opt_out"] > 0 and d["phash_blocklist"] > 0 and d["classifier"] > 0
+    assert blocked["image_id"] not in set(imgs["image_id"])
+    assert stats["pairs"] == stats["pairs_in"] - sum(d.values())
+    ids = set(imgs["image_id"])
+    assert all(p["cond_image_id"] in ids and p["target_image_id"] in ids for p in pairs)
+    # WebDataset shards: one sample (cond, target, json) per pair
+    members = [m for t in sorted((pub / "webdataset").glob("*.tar")) for m in tarfile.open(t).getnames()]
+    assert len(members) == 3 * stats["pairs"] and len(list((pub / "webdataset").glob("*.tar"))) > 1
+    card = (pub / "README.md").read_text()
+    assert "sample-pairs" in card and "opt-out list" in card and "test_filter_publish:unsafe_if_wide" in card
+    assert f"| pairs | {stats['pairs']} |" in card
+    for line in (pub / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256((pub / name).read_bytes()).hexdigest() == digest
+    assert (pub / "contact_sheet.png").exists()
+    with pytest.raises(UserError, match="not empty"):
+        run_publish(s, out, pub)
+
+
+def test_patterns_match_domains_subdomains_and_url_globs():
+    p = Patterns(["example.org", "*.cdn.net", "https://site.io/private/*", "# comment", ""], "list")
+    assert p.matches("https://example.org/a.jpg") and p.matches("http://img.example.org/a.jpg")
+    assert p.matches("https://x.cdn.net/a.jpg") and p.matches("https://site.io/private/1.png")
+    assert not p.matches("https://notexample.org/a.jpg") and not p.matches("https://site.io/public/1.png")
+    with pytest.raises(UserError, match="list:1: 'bad/pattern'"):
+        Patterns(["bad/pattern"], "list")
