@@ -83,6 +83,7 @@ def main() -> None:
     from semantica.config import load_settings
     mine = load_settings(Path(__file__).resolve().parent.parent / "pipelines.yaml").stages.mine
     print(_common.pin_one_core())
+    import bs4, fastwarc.warc, trafilatura, semantica.mining.extract  # noqa: F401,E401  (imports are not timed)
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         path = str(Path(tmp) / "pages.warc.gz")
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ functions the pipeline calls, outside Beam:
 Baseline: the sum of the stages; Beam overhead = run_mine wall time - sum (pipeline start,
 worker processes, pickling, shuffles, Parquet writing).
 
-  .venv/bin/python benchmarks/bench_mine.py [--pages 48] [--mode profile|in_memory]
+  .venv/bin/python benchmarks/bench_mine.py [--pages 48] [--mode profile|in_memory] [--listen-backlog 128]
 """
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def main() -> None:
           f"stages outside Beam: {n_pairs} pairs")
     print(f"{'stage':<30}{'seconds':>9}{'share of run_mine':>19}")
     if not workers:
-        print(f"{'(one-time imports, not paid)':<30}{t_imports:>9.2f}{'-':>18} ")
+        print(f"{'(imports, paid before run)':<30}{t_imports:>9.2f}{'-':>18} ")
     for name, v in sec.items():
         print(f"{name:<30}{v:>9.2f}{v / wall:>18.1%}")
     print(f"{'sum of stages (baseline)':<30}{total:>9.2f}{total / wall:>18.1%}")

@@ -33,6 +33,10 @@ def local_only(settings: Settings, host: str) -> Settings:
 
 def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     from semantica.mining.pipeline import run_mine
+    from semantica.mining.publish import run_publish
+    from semantica.mining.semantic_filter import run_filter
+    from semantica.mining.sweep import write_sweep
+    from semantica.tiny_encoder import train_tiny_encoder
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -45,7 +49,7 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
                           sw.host)
     settings.dump(out / "settings.json")
     timings = {}
-    steps = 2
+    steps = 5
 
     t = time.perf_counter()
     log.info("[1/%d] sample web → %s", steps, out / "sample-web")
@@ -60,11 +64,31 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     score = score_mining(out / "sample-web", out / "mined")
     (out / "mining-score.json").write_text(json.dumps(score, indent=2) + "\n")
 
+    t = time.perf_counter()
+    log.info("[3/%d] tiny stand-in encoder (offline: no hub) → %s", steps, out / "tiny-encoder")
+    encoder = str(train_tiny_encoder(out / "sample-web", out / "tiny-encoder", seed=sw.seed))
+    timings["tiny-encoder"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("[4/%d] semantic filter + threshold sweep → %s", steps, out / "filtered")
+    fstats = run_filter(settings, out / "mined", out / "filtered", encoder=encoder)
+    sweep = write_sweep(settings.stages.filter, out / "filtered")
+    timings["filter"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("[5/%d] publish → %s", steps, out / "published")
+    pstats = run_publish(settings, out / "filtered", out / "published", name="semantica-sample-pairs")
+    timings["publish"] = time.perf_counter() - t
+
     c = manifest["counts"]
     print(f"demo: sample web: {c['pages']} pages, {c['refs']} image references, {c['pairs']} ground-truth pairs "
           f"→ {out / 'sample-web'}")
     print(f"demo: mined: {stats['pages']['parsed']} pages, {stats['images']} images, {stats['pairs']} pairs "
           f"→ {out / 'mined'} (stats.json)")
     print("demo: mining vs ground truth: " + ", ".join(f"{k} {v:.3f}" for k, v in score.items()))
+    print(f"demo: filter kept {fstats['pairs_kept']} of {fstats['pairs_in']} pairs in "
+          f"[{fstats['low']}, {fstats['high']}] (dropped {fstats['drops']['filter']}); sweep: {sweep}")
+    print(f"demo: published {pstats['pairs']} pairs, {pstats['images']} images → {out / 'published'} "
+          f"(card: {out / 'published' / 'README.md'})")
     print("demo: stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return 0
