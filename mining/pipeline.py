@@ -27,7 +27,7 @@ from semantica.errors import UserError
 from semantica.mining import reasons as R
 from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
-from semantica.mining.dedup import bands, capped_union, near_pairs
+from semantica.mining.dedup import band_keys, capped_union, near_pairs
 from semantica.mining.fetch import fetch_many
 from semantica.mining.resolve import from_download, from_warc
 
@@ -202,7 +202,8 @@ class MinePairs(beam.PTransform):
         # crawl-wide: near-duplicate neighbourhoods (LSH) and how widely each is spread
         distinct = (ok | "IdHash" >> beam.Map(lambda r: (r["image_id"], r["phash"])) | "DistinctImages" >> beam.Distinct())
         edges = (distinct
-                 | "Bands" >> beam.FlatMap(lambda kv: [(b, kv) for b in bands(kv[1], dedup.lsh_bands)])
+                 | "Bands" >> beam.FlatMap(lambda kv: [(k, kv) for k in band_keys(kv[1], dedup.lsh_bands,
+                                                                                  dedup.near_dup_hamming)])
                  | "Buckets" >> beam.GroupByKey()
                  | "Verify" >> beam.FlatMap(lambda kv: near_pairs(kv[1], dedup.near_dup_hamming))
                  | "DistinctEdges" >> beam.Distinct())
@@ -254,14 +255,16 @@ def pipeline_options(settings: Settings, extra: Optional[list] = None) -> Pipeli
     return PipelineOptions(flags + list(extra or []))
 
 
-def build_pipeline(p: beam.Pipeline, locations: list[str], out: Path, cfg: MineConfig, allow_private: bool) -> None:
+def build_pipeline(p: beam.Pipeline, locations: list[str], out, cfg: MineConfig, allow_private: bool) -> None:
+    """`out`: a local folder or any Beam filesystem URL (gs://, s3://, hdfs://)."""
+    base = str(out).rstrip("/")
     outs = p | "Locations" >> beam.Create(locations) | "MinePairs" >> MinePairs(cfg, allow_private)
     for name, schema in (("pages", schemas.PAGES), ("refs", schemas.REFS), ("images", schemas.IMAGES),
                          ("pairs", schemas.PAIRS)):
         outs[name] | f"Write{name.title()}" >> beam.io.WriteToParquet(
-            str(out / name / "part"), schema, file_name_suffix=".parquet", codec="snappy")
+            f"{base}/{name}/part", schema, file_name_suffix=".parquet", codec="snappy")
     (outs["stats"] | "StatsJson" >> beam.Map(lambda kv: json.dumps({kv[0]: kv[1]}))
-     | "WriteStats" >> beam.io.WriteToText(str(out / "_stats" / "stats"), file_name_suffix=".jsonl", num_shards=1))
+     | "WriteStats" >> beam.io.WriteToText(f"{base}/_stats/stats", file_name_suffix=".jsonl", num_shards=1))
 
 
 def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
@@ -289,30 +292,53 @@ def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
     }
 
 
-def run_mine(settings: Settings, inputs: list[str], out: Path, overwrite: bool = False,
-             allow_private: Optional[bool] = None, extra_options: Optional[list] = None) -> dict:
-    """Run the mining pipeline to completion; returns stats.json's content."""
-    from semantica.mining.warc_io import resolve_inputs
-    cfg = settings.stages.mine
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
+def _prepare_output(out: str, overwrite: bool) -> None:
+    """Refuse a non-empty output unless --overwrite (then empty it), on any Beam filesystem."""
+    from apache_beam.io.filesystems import FileSystems
+    existing = [m.path for r in FileSystems.match([out.rstrip("/") + "/**"]) for m in r.metadata_list] \
+        if "://" in out else ([str(p) for p in Path(out).iterdir()] if Path(out).is_dir() else [])
+    if existing:
         if not overwrite:
             raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
+        if "://" in out:
+            FileSystems.delete(existing)
+        else:
+            shutil.rmtree(out)
+    if "://" not in out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+
+
+def _write_text(path: str, text: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+    with FileSystems.create(path) as f:
+        f.write(text.encode())
+
+
+def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False,
+             allow_private: Optional[bool] = None, extra_options: Optional[list] = None) -> dict:
+    """Run the mining pipeline to completion; returns stats.json's content. `out` may be local or
+    a Beam filesystem URL (gs://, s3://, hdfs://)."""
+    from apache_beam.io.filesystems import FileSystems
+    from semantica.mining.warc_io import resolve_inputs
+    cfg = settings.stages.mine
+    out = str(out).rstrip("/")
     locations = resolve_inputs(inputs, cfg.commoncrawl_base_url)
+    _prepare_output(out, overwrite)
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
-    out.mkdir(parents=True, exist_ok=True)
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))
     t0 = time.perf_counter()
     with beam.Pipeline(options=pipeline_options(settings, extra_options)) as p:
         build_pipeline(p, locations, out, cfg, allow)
     counts: dict = {}
-    for f in sorted((out / "_stats").glob("*.jsonl")):
-        for line in f.read_text().splitlines():
-            counts.update(json.loads(line))
-    shutil.rmtree(out / "_stats", ignore_errors=True)
+    stats_files = [m.path for r in FileSystems.match([f"{out}/_stats/*.jsonl"]) for m in r.metadata_list]
+    for path in sorted(stats_files):
+        with FileSystems.open(path) as f:
+            for line in f.read().decode().splitlines():
+                counts.update(json.loads(line))
+    if stats_files:
+        FileSystems.delete([f"{out}/_stats"])
     stats = summarize_stats(counts, time.perf_counter() - t0, len(locations))
-    (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    settings.dump(out / "settings.json")
-    (out / "inputs.txt").write_text("\n".join(locations) + "\n")
+    _write_text(f"{out}/stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    _write_text(f"{out}/settings.json", json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
+    _write_text(f"{out}/inputs.txt", "\n".join(locations) + "\n")
     return stats

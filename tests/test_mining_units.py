@@ -14,7 +14,7 @@ from PIL import Image
 
 from semantica.mining import reasons as R
 from semantica.mining.decode import Decoded, DecodeFailure, decode_image, hamming, to_signed
-from semantica.mining.dedup import bands, capped_union, near_pairs, page_dedup
+from semantica.mining.dedup import band_keys, capped_union, near_pairs, page_dedup
 from semantica.mining.extract import process_warc
 from semantica.mining.fetch import fetch, is_public, robots_forbid
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, largest_candidate, parse_srcset
@@ -162,12 +162,13 @@ def test_lsh_finds_every_pair_within_distance_and_no_others():
         hashes[f"n{k}"] = to_signed(h)
     buckets: dict = {}
     for i, h in hashes.items():
-        for b in bands(h, 8):
-            buckets.setdefault(b, []).append((i, h))
+        for key in band_keys(h, 8, 6):
+            buckets.setdefault(key, []).append((i, h))
     found = {p for bucket in buckets.values() for p in near_pairs(bucket, 6)}
     brute = {(a, b) if a < b else (b, a) for a in hashes for b in hashes
              if a < b and hamming(hashes[a], hashes[b]) <= 6}
     assert found == brute and len(found) >= 50
+    assert len(band_keys(0, 8, 6)) == 28 and len(band_keys(0, 8, 7)) == 8  # C(8, 2) keys of 16 bits
 
 
 def test_capped_union_stops_growing():
@@ -279,10 +280,19 @@ def test_public_address_rules():
                                             "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "100.64.0.1"))
 
 
-def test_robots_header_parsing():
-    assert robots_forbid([("X-Robots-Tag", "noai")])
-    assert robots_forbid([("x-robots-tag", "noindex, NoImageAI")])
-    assert not robots_forbid([("X-Robots-Tag", "otherbot: noai")])
+ROBOTS_CASES = ["noai", "noindex, NoImageAI", "otherbot: noai", "semantica: noimageai", "SEMANTICA: noai",
+                "noindex, nofollow", "otherbot: noindex", "unavailable_after: 25 Jun 2030 15:00:00 PST",
+                "noimageai ", ""]
+
+
+@pytest.mark.parametrize("value", ROBOTS_CASES)
+def test_robots_header_parsing_agrees_with_img2dataset(value):
+    """img2dataset's is_disallowed is the oracle for the X-Robots-Tag rule we reimplement."""
+    import email.message
+    from img2dataset.downloader import is_disallowed
+    msg = email.message.Message()
+    msg["X-Robots-Tag"] = value
+    assert robots_forbid([("X-Robots-Tag", value)]) == is_disallowed(msg, "semantica", ["noai", "noimageai"])
     assert not robots_forbid([("Content-Type", "image/png")])
 
 

@@ -52,6 +52,11 @@ def _handler(root: Path, extra_headers: dict):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the miner opens 16 connections at once; the default backlog of 5 drops some
+    daemon_threads = True
+
+
 def make_server(folder: Path, host: str, port: int) -> ThreadingHTTPServer:
     root = (Path(folder) / "static").resolve()
     if not root.is_dir():
@@ -59,7 +64,7 @@ def make_server(folder: Path, host: str, port: int) -> ThreadingHTTPServer:
     headers_file = root / "_headers.json"
     extra = json.loads(headers_file.read_text()) if headers_file.exists() else {}
     try:
-        server = ThreadingHTTPServer((host, port), _handler(root, extra))
+        server = _Server((host, port), _handler(root, extra))
     except OSError as e:
         raise UserError(f"cannot serve {folder} on {host}:{port}: {e.strerror}") from None
     server.daemon_threads = True
