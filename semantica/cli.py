@@ -27,11 +27,13 @@ def command(name: str):
     return register
 
 
-def _common(parser: argparse.ArgumentParser, top: bool) -> None:
-    """Options every command takes, before or after its name."""
+def _common(parser: argparse.ArgumentParser, top: bool, config_flag: bool = True) -> None:
+    """Options every command takes, before or after its name (`train` keeps --config for the model
+    config, as its interface says: give pipelines.yaml before the command name there)."""
     d = {} if top else {"default": argparse.SUPPRESS}
-    parser.add_argument("--config", type=Path, help="pipelines.yaml to use (default: ./pipelines.yaml, "
-                        "then the one shipped with semantica)", **({"default": None} if top else d))
+    if config_flag:
+        parser.add_argument("--config", type=Path, help="pipelines.yaml to use (default: ./pipelines.yaml, "
+                            "then the one shipped with semantica)", **({"default": None} if top else d))
     parser.add_argument("--profile", help="profile of pipelines.yaml (default: local)",
                         **({"default": "local"} if top else d))
     parser.add_argument("--set", dest="overrides", action="append", metavar="KEY.PATH=VALUE",
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
-        _common(sp, top=False)
+        _common(sp, top=False, config_flag=name != "train")
         return sp
 
     sp = add("sample-web", "Write a synthetic crawl (WARC files, served images, ground truth) to OUT.")
@@ -99,14 +101,37 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--name", default="semantica-pairs", help="dataset name in the card")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
 
+    sp = add("train", "Train the conditional diffusion model on pairs with Ray Train; rerunning with the same "
+                      "RUN_DIR resumes from its latest checkpoint. Ends with RUN_DIR/pipeline (diffusers).")
+    sp.add_argument("--pairs", type=Path, required=True, metavar="DIR",
+                    help="output of `semantica filter`, `mine` or `publish`")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="RUN_DIR")
+    sp.add_argument("--config", dest="model_config", metavar="MODEL", help="model config of pipelines.yaml "
+                    "(tiny | base64; default: the profile's)")
+    sp.add_argument("--encoder", help="hub id or local directory (stages.train.encoder)")
+    sp.add_argument("--max-steps", type=int, help="stages.train.max_steps")
+    sp.add_argument("--num-workers", type=int, help="Ray Train workers (profiles.P.ray.num_workers)")
+    sp.add_argument("--seed", type=int, help="stages.train.seed")
+
+    sp = add("generate", "K variations of each input image: OUT/<name>/<k>.png, a grid per input and OUT/grid.png.")
+    sp.add_argument("--model", type=Path, required=True, metavar="DIR", help="a training run or an exported pipeline")
+    sp.add_argument("--input", "-i", dest="inputs", type=Path, nargs="+", required=True, metavar="IMG")
+    sp.add_argument("--num", type=int, default=4, metavar="K", help="variations per input (default 4)")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (0: unconditional)")
+    sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
+    sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
+    sp.add_argument("--seed", type=int, default=0)
+
     sp = add("tiny-encoder", "Train the tiny stand-in encoder on a sample web (for offline runs and tests).")
     sp.add_argument("sample_web", type=Path, metavar="SAMPLE_WEB", help="a folder written by `semantica sample-web`")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
     sp.add_argument("--steps", type=int, default=300)
     sp.add_argument("--seed", type=int, default=0)
 
-    sp = add("run", "Run every stage that exists so far, in order, for a profile: mine → (filter → publish → "
-                    "train → evaluate as they land), each into its own folder under DIR.")
+    sp = add("run", "Run the stages in order for a profile: mine → filter → publish → train, each into its own "
+                    "folder under DIR (mined/, filtered/, published/, run/). Encoders come from "
+                    "stages.filter.encoder / stages.train.encoder (set them with --set for offline runs).")
     sp.add_argument("--input", "-i", dest="inputs", action="append", required=True, metavar="WARC",
                     help="as for `semantica mine --input` (repeatable)")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
@@ -195,6 +220,26 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("train")
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.training.trainer import run_train
+    s = run_train(settings, args.pairs, args.output, encoder=args.encoder, max_steps=args.max_steps,
+                  num_workers=args.num_workers, seed=args.seed, model_name=args.model_config)
+    print(f"{args.output}: {s['steps']} steps on {s['pairs']} pairs in {s['seconds']}s, final loss "
+          f"{s['final_loss']:.4f}; pipeline: {s['pipeline']}")
+    return 0
+
+
+@command("generate")
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.evaluation.generate import generate
+    ev = settings.stages.evaluate
+    path = generate(args.model, args.inputs, args.num, args.output, guidance=args.guidance,
+                    steps=args.steps or ev.steps, scheduler=args.scheduler or ev.scheduler, seed=args.seed)
+    print(f"{args.output}: {len(args.inputs)} × {args.num} variations; grid: {path}")
+    return 0
+
+
 @command("tiny-encoder")
 def _tiny_encoder(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.tiny_encoder import train_tiny_encoder
@@ -205,11 +250,21 @@ def _tiny_encoder(args: argparse.Namespace, settings: Settings) -> int:
 @command("run")
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.mining.pipeline import run_mine
-    args.output.mkdir(parents=True, exist_ok=True)
-    settings.dump(args.output / "settings.json")
-    stats = run_mine(settings, args.inputs, args.output / "mined", overwrite=args.overwrite,
+    from semantica.mining.publish import run_publish
+    from semantica.mining.semantic_filter import run_filter
+    from semantica.training.trainer import run_train
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    settings.dump(out / "settings.json")
+    stats = run_mine(settings, args.inputs, out / "mined", overwrite=args.overwrite,
                      allow_private=True if args.allow_private_network else None)
-    print(f"{args.output / 'mined'}: {stats['images']} images, {stats['pairs']} pairs")
+    print(f"{out / 'mined'}: {stats['images']} images, {stats['pairs']} pairs")
+    f = run_filter(settings, out / "mined", out / "filtered", overwrite=args.overwrite)
+    print(f"{out / 'filtered'}: kept {f['pairs_kept']} of {f['pairs_in']} pairs")
+    p = run_publish(settings, out / "filtered", out / "published", overwrite=args.overwrite)
+    print(f"{out / 'published'}: {p['pairs']} pairs published")
+    t = run_train(settings, out / "filtered", out / "run")
+    print(f"{out / 'run'}: {t['steps']} steps; pipeline {t['pipeline']}")
     return 0
 
 

@@ -31,12 +31,30 @@ def local_only(settings: Settings, host: str) -> Settings:
     return dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, mine=mine))
 
 
+def _demo_inputs(sample_web: Path, folder: Path, num_topics: int) -> list[Path]:
+    """One content picture per topic of the sample web, written as files to condition on."""
+    import pyarrow.parquet as pq
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, seen = [], set()
+    for a in pq.read_table(sample_web / "ground_truth" / "assets.parquet").to_pylist():
+        if a["topic"] >= 0 and a["topic"] not in seen and a["stored"] == "server" and a["format"] == "jpeg" \
+                and "-small" not in a["url"] and "-thumb" not in a["url"]:
+            seen.add(a["topic"])
+            src = sample_web / "static" / a["url"].split("/", 3)[3]
+            dst = folder / f"topic{a['topic']}.jpg"
+            dst.write_bytes(src.read_bytes())
+            paths.append(dst)
+    return sorted(paths)[:num_topics]
+
+
 def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     from semantica.mining.pipeline import run_mine
     from semantica.mining.publish import run_publish
     from semantica.mining.semantic_filter import run_filter
     from semantica.mining.sweep import write_sweep
+    from semantica.evaluation.generate import generate
     from semantica.tiny_encoder import train_tiny_encoder
+    from semantica.training.trainer import run_train
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
@@ -49,7 +67,7 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
                           sw.host)
     settings.dump(out / "settings.json")
     timings = {}
-    steps = 5
+    steps = 7
 
     t = time.perf_counter()
     log.info("[1/%d] sample web → %s", steps, out / "sample-web")
@@ -80,6 +98,20 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     pstats = run_publish(settings, out / "filtered", out / "published", name="semantica-sample-pairs")
     timings["publish"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    log.info("[6/%d] train (Ray Train, %s model, %d steps) → %s", steps, settings.profile.model,
+             settings.stages.train.max_steps, out / "run")
+    tstats = run_train(settings, out / "filtered", out / "run", encoder=encoder)
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log.info("[7/%d] generate variations → %s", steps, out / "variations")
+    inputs = _demo_inputs(out / "sample-web", out / "inputs", sw.num_topics)
+    grid_path = generate(out / "run", inputs, 4, out / "variations", guidance=2.0,
+                         steps=settings.stages.evaluate.steps, scheduler=settings.stages.evaluate.scheduler,
+                         seed=settings.stages.evaluate.seed)
+    timings["generate"] = time.perf_counter() - t
+
     c = manifest["counts"]
     print(f"demo: sample web: {c['pages']} pages, {c['refs']} image references, {c['pairs']} ground-truth pairs "
           f"→ {out / 'sample-web'}")
@@ -90,5 +122,8 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
           f"[{fstats['low']}, {fstats['high']}] (dropped {fstats['drops']['filter']}); sweep: {sweep}")
     print(f"demo: published {pstats['pairs']} pairs, {pstats['images']} images → {out / 'published'} "
           f"(card: {out / 'published' / 'README.md'})")
+    print(f"demo: trained {tstats['steps']} steps on {tstats['pairs']} pairs, final loss {tstats['final_loss']:.4f} "
+          f"→ {tstats['pipeline']} (loss plot: {out / 'run' / 'loss.png'})")
+    print(f"demo: variations (input left, 4 variations right): {grid_path}")
     print("demo: stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return 0

@@ -1,0 +1,66 @@
+"""`semantica generate`: K variations of each input image, written as OUT/<stem>/<k>.png, with a
+grid per input (input left, variations right) and one grid of everything (OUT/grid.png)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional, Sequence
+
+from PIL import Image
+
+from semantica.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def load_pipeline(model: Path):
+    """A training run (RUN_DIR/pipeline) or an exported pipeline folder."""
+    from semantica.training.pipeline import SemanticaPipeline
+    model = Path(model)
+    folder = model / "pipeline" if (model / "pipeline" / "model_index.json").exists() else model
+    if not (folder / "model_index.json").exists():
+        raise UserError(f"{model}: neither a training run (RUN_DIR/pipeline) nor an exported pipeline "
+                        f"(no model_index.json)")
+    return SemanticaPipeline.from_pretrained(folder)
+
+
+def grid(rows: Sequence[Sequence[Image.Image]], cell: int = 96, gap: int = 4) -> Image.Image:
+    cols = max(len(r) for r in rows)
+    sheet = Image.new("RGB", (cols * (cell + gap), len(rows) * (cell + gap)), "white")
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            sheet.paste(img.convert("RGB").resize((cell, cell), Image.NEAREST if img.width < cell else Image.BICUBIC),
+                        (j * (cell + gap) + (gap if j else 0), i * (cell + gap)))
+    return sheet
+
+
+def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, guidance: float = 2.0, steps: int = 25,
+             scheduler: Optional[str] = None, seed: int = 0) -> Path:
+    images = []
+    for p in inputs:
+        try:
+            images.append(Image.open(p).convert("RGB"))
+        except (OSError, ValueError) as e:
+            raise UserError(f"--input {p}: not an image ({type(e).__name__}: {e})") from None
+    stems = [Path(p).stem for p in inputs]
+    if len(set(stems)) != len(stems):
+        raise UserError("--input: two inputs share a file name; their variations would overwrite each other")
+    pipe = load_pipeline(model)
+    if scheduler:
+        try:
+            pipe.set_scheduler(scheduler)
+        except ValueError as e:
+            raise UserError(f"--scheduler: {e}") from None
+    variations = pipe(images, num_variations=num, guidance_scale=guidance, num_inference_steps=steps, seed=seed)
+    out = Path(out)
+    rows = []
+    for stem, src, outs in zip(stems, images, variations):
+        folder = out / stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, img in enumerate(outs):
+            img.save(folder / f"{k}.png")
+        grid([[src] + outs]).save(folder / "grid.png")
+        rows.append([src] + outs)
+    grid(rows).save(out / "grid.png")
+    log.info("%d inputs × %d variations → %s", len(images), num, out)
+    return out / "grid.png"

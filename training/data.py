@@ -1,0 +1,93 @@
+"""Training data: pair manifests → (condition, target) image arrays, streamed by ray.data.
+
+The manifests (pairs/ + images/ from `semantica mine` or `filter`, or a published
+dataset's data/) are joined with pyarrow; ray.data decodes and resizes in parallel and
+streams batches to the workers. Random crops and flips happen in the worker, seeded by
+(pair_id, epoch, seed), so a resumed run sees exactly the batches an uninterrupted run
+would have seen.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from PIL import Image
+
+from semantica.errors import UserError
+
+MARGIN = 1.125  # decode a little larger than the model's resolution: room for random crops
+
+
+def _find(folder: Path, name: str) -> Path:
+    for cand in (folder / name, folder / "data"):
+        if cand.exists() and (cand.is_dir() and (any(cand.glob(f"{name}*.parquet")) or any(cand.glob("*.parquet")))):
+            return cand
+    raise UserError(f"{folder}: no {name}/ manifest (expected `semantica mine`, `filter` or `publish` output)")
+
+
+def load_examples(pairs_dir: Path) -> pa.Table:
+    """pair_id, cond_bytes, target_bytes: one row per pair, sorted by pair_id (a stable order)."""
+    pairs_dir = Path(pairs_dir)
+    if (pairs_dir / "data").is_dir():  # a published dataset
+        pairs = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("pairs-*.parquet"))])
+        images = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("images-*.parquet"))],
+                               columns=["image_id", "bytes"])
+    else:
+        pairs = pq.read_table(_find(pairs_dir, "pairs"), columns=["pair_id", "cond_image_id", "target_image_id"])
+        images = pq.read_table(_find(pairs_dir, "images"), columns=["image_id", "bytes"])
+    pairs = pairs.select(["pair_id", "cond_image_id", "target_image_id"])
+    cond = pairs.join(images.rename_columns(["cond_image_id", "cond_bytes"]), "cond_image_id")
+    both = cond.join(images.rename_columns(["target_image_id", "target_bytes"]), "target_image_id")
+    if both.num_rows == 0:
+        raise UserError(f"{pairs_dir}: no pair has both its images")
+    return both.select(["pair_id", "cond_bytes", "target_bytes"]).sort_by("pair_id")
+
+
+def _decode(data: bytes, size: int) -> np.ndarray:
+    from semantica.mining.decode import to_rgb
+    img = to_rgb(Image.open(io.BytesIO(data)))
+    w, h = img.size
+    s = size / min(w, h)
+    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def decode_batch(batch: dict, resolution: int) -> dict:
+    """ray.data map_batches: bytes → uint8 [H, W, 3] arrays a little larger than `resolution`."""
+    size = int(round(resolution * MARGIN))
+    return {"pair_id": batch["pair_id"],
+            "cond": np.stack([_decode(b, size) for b in batch["cond_bytes"]]),
+            "target": np.stack([_decode(b, size) for b in batch["target_bytes"]])}
+
+
+def _rng(pair_id: str, epoch: int, seed: int, which: str) -> np.random.Generator:
+    h = hashlib.sha256(f"{seed}/{epoch}/{which}/{pair_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(h[:8], "little"))
+
+
+def augment(images: np.ndarray, pair_ids, epoch: int, seed: int, resolution: int, which: str) -> torch.Tensor:
+    """Random crop + horizontal flip, reproducible per (pair, epoch); → float [-1, 1], [B, 3, r, r]."""
+    out = []
+    for img, pid in zip(images, pair_ids):
+        rng = _rng(str(pid), epoch, seed, which)
+        top = int(rng.integers(0, img.shape[0] - resolution + 1))
+        left = int(rng.integers(0, img.shape[1] - resolution + 1))
+        crop = img[top:top + resolution, left:left + resolution]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        out.append(np.ascontiguousarray(crop))
+    x = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float()
+    return x / 127.5 - 1.0
+
+
+def make_dataset(pairs_dir: Path, resolution: int):
+    import ray.data
+    table = load_examples(pairs_dir)
+    ds = ray.data.from_arrow(table)
+    return ds.map_batches(decode_batch, fn_kwargs={"resolution": resolution}, batch_size=64), table.num_rows

@@ -1,0 +1,40 @@
+"""The diffusion maths, written once.
+
+Legend (code → paper symbol; Salimans & Ho 2022, "Progressive Distillation", §4 and App. D):
+  x0     → x          a clean training image in [-1, 1]
+  eps    → ε ~ N(0, I)
+  alpha  → α_t = √ᾱ_t,  sigma → σ_t = √(1 − ᾱ_t)  with the cosine schedule of Nichol & Dhariwal
+                                                 2021 (diffusers' "squaredcos_cap_v2")
+  x_t    → z_t = α_t x + σ_t ε                     (forward process, eq. 1)
+  v      → v = α_t ε − σ_t x                       (the v-parameterisation, eq. 9)
+The network predicts v̂ = f(z_t, t, c); the loss is E‖v̂ − v‖² (the "SNR+1" weighting on x).
+diffusers' DDPMScheduler computes z_t (`add_noise`) and v (`get_velocity`) from the same ᾱ.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+
+NUM_TRAIN_TIMESTEPS = 1000
+
+
+def make_scheduler() -> DDPMScheduler:
+    return DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2",
+                         prediction_type="v_prediction", clip_sample=False)
+
+
+class VLoss:
+    """loss(f, x, c) for one batch, f(z_t, t, **c) → v̂; `generator` makes t and ε reproducible."""
+
+    def __init__(self, scheduler: DDPMScheduler):
+        self.scheduler = scheduler
+
+    def __call__(self, f, x0: torch.Tensor, cond: dict, generator: torch.Generator) -> torch.Tensor:
+        b = x0.shape[0]
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator).to(x0.device)
+        eps = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)   # 1. ε ~ N(0, I)
+        x_t = self.scheduler.add_noise(x0, eps, t)                                  # 2. z_t = α_t x + σ_t ε
+        v = self.scheduler.get_velocity(x0, eps, t)                                 # 3. v = α_t ε − σ_t x
+        v_hat = f(x_t, t, **cond)                                                   # 4. v̂ = f(z_t, t, c)
+        return F.mse_loss(v_hat.float(), v.float())                                 # 5. ‖v̂ − v‖²

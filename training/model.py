@@ -1,0 +1,55 @@
+"""The conditional diffusion model: a diffusers UNet2DConditionModel in pixel space whose
+cross-attention reads the frozen encoder's patch tokens through a learned projection,
+with a learned null condition for classifier-free guidance."""
+from __future__ import annotations
+
+import torch
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
+from diffusers.configuration_utils import register_to_config
+
+from semantica.config import ModelConfig
+
+
+class ConditionAdapter(ModelMixin, ConfigMixin):
+    """Encoder tokens [B, N, encoder_dim] → cross-attention states [B, N, cross_attention_dim].
+
+    `null` is the learned "no condition" (all N tokens): training swaps it in for a share of
+    the batch (condition dropout), sampling uses it for the unconditional branch of guidance.
+    """
+
+    @register_to_config
+    def __init__(self, encoder_dim: int, cross_attention_dim: int, num_tokens: int):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(encoder_dim)
+        self.proj = torch.nn.Linear(encoder_dim, cross_attention_dim)
+        self.null = torch.nn.Parameter(torch.zeros(1, num_tokens, cross_attention_dim))
+
+    def forward(self, tokens: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        states = self.proj(self.norm(tokens))
+        if drop is not None:  # drop: [B] bool, True → the null condition
+            states = torch.where(drop[:, None, None], self.null.expand_as(states).to(states.dtype), states)
+        return states
+
+    def unconditional(self, batch: int) -> torch.Tensor:
+        return self.null.expand(batch, -1, -1)
+
+
+def build_unet(cfg: ModelConfig) -> UNet2DConditionModel:
+    return UNet2DConditionModel(
+        sample_size=cfg.resolution, in_channels=3, out_channels=3,
+        block_out_channels=tuple(cfg.block_out_channels), down_block_types=tuple(cfg.down_block_types),
+        up_block_types=tuple(cfg.up_block_types), layers_per_block=cfg.layers_per_block,
+        cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=cfg.attention_head_dim,
+        norm_num_groups=min(32, cfg.block_out_channels[0]))
+
+
+class Denoiser(torch.nn.Module):
+    """UNet + adapter as one module, so that DDP's forward (and its gradient sync) covers both."""
+
+    def __init__(self, unet: UNet2DConditionModel, adapter: ConditionAdapter):
+        super().__init__()
+        self.unet, self.adapter = unet, adapter
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
+                drop: torch.Tensor | None = None) -> torch.Tensor:
+        return self.unet(x_t, t, encoder_hidden_states=self.adapter(tokens, drop)).sample

@@ -1,0 +1,244 @@
+"""`semantica train`: the Ray Train TorchTrainer launch, checkpoints, resume, metrics, export.
+
+The per-step logic lives in step.py and runs the same without Ray; this module only
+decides where it runs (ScalingConfig: workers, GPUs; DDP over gloo on CPU, nccl on GPU),
+streams the ray.data shard to each worker, reports metrics and checkpoints with
+`ray.train.report`, and resumes from the latest checkpoint of RUN_DIR.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from semantica.config import ModelConfig, Settings, TrainConfig
+from semantica.errors import UserError
+
+log = logging.getLogger(__name__)
+STATE_FILE = "state.pt"
+
+
+def _train_loop(config: dict) -> None:
+    """Runs in every Ray worker."""
+    import ray.train
+    import ray.train.torch
+    from semantica.encoders import load_encoder
+    from semantica.training.data import augment
+    from semantica.training.step import build_model, make_state, new_loss, step_generator, train_step
+
+    cfg = TrainConfig(**config["train"])
+    model_cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    encoder = load_encoder(config["encoder"], device=str(device))
+    probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size, device=device)).tokens
+    model = build_model(model_cfg, encoder.dim, probe.shape[1], cfg.seed).to(device)
+    state = make_state(model, cfg)
+    ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
+    if ckpt is None and config.get("resume_from"):  # a new `semantica train` on an existing RUN_DIR
+        ckpt = ray.train.Checkpoint.from_directory(config["resume_from"])
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state.load_state_dict(torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False))
+        log.info("rank %d: resumed at step %d", rank, state.step)
+    state.model = ray.train.torch.prepare_model(model)
+    loss_fn = new_loss()
+    shard = ray.train.get_dataset_shard("train")
+    per_worker = max(1, cfg.batch_size // world)
+    t_last, s_last = time.perf_counter(), state.step
+    while state.step < config["max_steps"]:
+        skip, seen = state.batch_in_epoch, 0
+        for i, batch in enumerate(shard.iter_batches(batch_size=per_worker, drop_last=True,
+                                                     local_shuffle_buffer_size=256,
+                                                     local_shuffle_seed=cfg.seed * 7919 + state.epoch)):
+            seen += 1
+            if i < skip:
+                continue  # a resumed run skips what the checkpoint already trained on
+            cond = augment(batch["cond"], batch["pair_id"], state.epoch, cfg.seed, model_cfg.resolution, "cond")
+            target = augment(batch["target"], batch["pair_id"], state.epoch, cfg.seed, model_cfg.resolution, "target")
+            gen = step_generator(cfg.seed, state.step, rank)
+            loss = train_step(state, encoder, loss_fn, cond, target, cfg, gen, device)
+            state.batch_in_epoch = i + 1
+            done = state.step >= config["max_steps"]
+            metrics = {"step": state.step, "loss": loss, "lr": state.lr_schedule.get_last_lr()[0], "epoch": state.epoch}
+            if state.step % cfg.log_every == 0 or done or state.step == 1:
+                dt = time.perf_counter() - t_last
+                metrics["steps_per_s"] = (state.step - s_last) / dt if dt > 0 else 0.0
+                metrics["samples_per_s"] = metrics["steps_per_s"] * per_worker * world
+                t_last, s_last = time.perf_counter(), state.step
+                if rank == 0:  # the full history (Ray keeps only the metrics of kept checkpoints)
+                    with open(Path(config["run_dir"]) / "metrics.jsonl", "a") as f:
+                        f.write(json.dumps(metrics) + "\n")
+            if state.step % cfg.checkpoint_every == 0 or done:
+                with tempfile.TemporaryDirectory() as d:
+                    if rank == 0:
+                        torch.save(state.state_dict(), Path(d) / STATE_FILE)
+                    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+            elif "steps_per_s" in metrics:
+                ray.train.report(metrics)
+            if done:
+                if config.get("digest_dir"):  # tests: every rank writes what it ended with
+                    raw = state.model.module if hasattr(state.model, "module") else state.model
+                    digest = sum(float(p.double().abs().sum()) for p in raw.parameters())
+                    Path(config["digest_dir"], f"rank{rank}.txt").write_text(repr(digest))
+                break
+        else:
+            if seen == 0:
+                raise UserError(f"the training data gives no full batch of {per_worker} pairs per worker")
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+
+
+def latest_checkpoint(run_dir: Path) -> Optional[Path]:
+    """The newest checkpoint Ray wrote under RUN_DIR (by training step)."""
+    best, best_step = None, -1
+    for state in Path(run_dir).glob("ray/**/" + STATE_FILE):
+        step = torch.load(state, map_location="cpu", weights_only=False)["step"]
+        if step > best_step:
+            best, best_step = state.parent, step
+    return best
+
+
+def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optional[str] = None,
+              max_steps: Optional[int] = None, num_workers: Optional[int] = None, seed: Optional[int] = None,
+              model_name: Optional[str] = None, digest_dir: Optional[Path] = None) -> dict:
+    import ray
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from semantica.training.data import make_dataset
+
+    cfg = settings.stages.train
+    if seed is not None:
+        cfg = TrainConfig(**{**asdict(cfg), "seed": seed})
+    model_name = model_name or settings.profile.model
+    if model_name not in settings.models:
+        raise UserError(f"--config {model_name!r}: not one of models ({', '.join(settings.models)})")
+    model_cfg = settings.models[model_name]
+    ray_cfg = settings.profile.ray
+    workers = num_workers or ray_cfg.num_workers
+    steps = max_steps or cfg.max_steps
+    encoder = encoder or cfg.encoder
+    from semantica.encoders import load_encoder
+    load_encoder(encoder, device="cpu")  # a missing encoder fails here, in one line
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    options = {"pairs": str(Path(pairs_dir).resolve()), "encoder": encoder, "model_name": model_name,
+               "model": asdict(model_cfg), "train": asdict(cfg), "max_steps": steps, "num_workers": workers,
+               "use_gpu": ray_cfg.use_gpu, "profile": settings.profile_name,
+               "digest_dir": str(digest_dir) if digest_dir else None, "run_dir": str(run_dir)}
+    (run_dir / "training_options.json").write_text(json.dumps(options, indent=2) + "\n")
+
+    # a local Ray needs CPUs beyond the train workers' for the ray.data tasks, or those never start
+    # (logical CPUs: Ray only counts them)
+    needed = int(workers * ray_cfg.cpus_per_worker) + 1
+    if ray.is_initialized() and not ray_cfg.address and ray.cluster_resources().get("CPU", 0) < needed:
+        ray.shutdown()  # our own local Ray, started for fewer workers
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+        local_cpus = (os.cpu_count() or 2) + needed
+        ray.init(address=ray_cfg.address, num_cpus=None if ray_cfg.address else local_cpus,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 **({} if ray_cfg.address else {"_temp_dir": tempfile.mkdtemp(prefix="ray-", dir="/tmp")}))
+    from ray.data import DataContext
+    DataContext.get_current().execution_options.preserve_order = True  # same batches on a resumed run
+    ds, n_pairs = make_dataset(Path(pairs_dir), model_cfg.resolution)
+    resume = latest_checkpoint(run_dir)
+    if resume is not None:
+        log.info("resuming from %s", resume)
+    options["resume_from"] = str(resume) if resume else None
+    trainer = TorchTrainer(
+        _train_loop,
+        train_loop_config=options,
+        torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=ray_cfg.use_gpu,
+                                               resources_per_worker={"CPU": ray_cfg.cpus_per_worker,
+                                                                     **({"GPU": ray_cfg.gpus_per_worker}
+                                                                        if ray_cfg.use_gpu else {})}),
+        run_config=ray.train.RunConfig(name="ray", storage_path=str(run_dir),
+                                       failure_config=ray.train.FailureConfig(max_failures=2),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=3)),
+        datasets={"train": ds},
+        dataset_config=ray.train.DataConfig(execution_options=DataContext.get_current().execution_options),
+    )
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    seconds = time.perf_counter() - t0
+    final = latest_checkpoint(run_dir)
+    if final is None:
+        raise RuntimeError(f"{run_dir}: training reported no checkpoint")
+    history = _write_metrics(run_dir)
+    export(final, run_dir / "pipeline", model_cfg, encoder)
+    summary = {"pairs": n_pairs, "steps": steps, "seconds": round(seconds, 1), "checkpoint": str(final),
+               "pipeline": str(run_dir / "pipeline"), "final_loss": history[-1]["loss"] if history else None}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _write_metrics(run_dir: Path) -> list[dict]:
+    """metrics.jsonl as rank 0 wrote it, one row per step (a resumed run's rows replace those a
+    killed run logged after its last checkpoint), plus a CSV and a loss plot."""
+    path = run_dir / "metrics.jsonl"
+    rows = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            rows[r["step"]] = r
+    history = [rows[k] for k in sorted(rows)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in history))
+    with (run_dir / "metrics.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["step", "loss", "lr", "epoch", "steps_per_s", "samples_per_s"])
+        w.writeheader()
+        w.writerows(history)
+    if history:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["step"] for r in history], [r["loss"] for r in history])
+        ax.set_xlabel("step")
+        ax.set_ylabel("v-prediction loss")
+        ax.set_yscale("log")
+        fig.tight_layout()
+        fig.savefig(run_dir / "loss.png", dpi=100)
+        plt.close(fig)
+    return history
+
+
+def load_trained(checkpoint_dir: Path, model_cfg: ModelConfig, encoder: str, use_ema: bool = True):
+    """(unet, adapter) of a checkpoint, with EMA weights by default."""
+    from diffusers.training_utils import EMAModel
+    from semantica.encoders import load_encoder
+    from semantica.training.step import build_model
+    enc = load_encoder(encoder, device="cpu")
+    probe = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens
+    sd = torch.load(Path(checkpoint_dir) / STATE_FILE, map_location="cpu", weights_only=False)
+    model = build_model(model_cfg, enc.dim, probe.shape[1], seed=0)
+    model.load_state_dict(sd["model"])
+    if use_ema:
+        ema = EMAModel(model.parameters())
+        ema.load_state_dict(sd["ema"])
+        ema.copy_to(model.parameters())
+    return model.unet, model.adapter
+
+
+def export(checkpoint_dir: Path, out: Path, model_cfg: ModelConfig, encoder: str) -> Path:
+    """The EMA weights as a SemanticaPipeline (safetensors), loadable without training code."""
+    from diffusers import DDIMScheduler
+    from semantica.training.diffusion import make_scheduler
+    from semantica.training.pipeline import SemanticaPipeline
+    unet, adapter = load_trained(checkpoint_dir, model_cfg, encoder)
+    scheduler = DDIMScheduler.from_config(make_scheduler().config)
+    pipe = SemanticaPipeline(unet=unet.eval(), adapter=adapter.eval(), scheduler=scheduler, encoder=encoder)
+    if Path(out).exists():
+        shutil.rmtree(out)
+    pipe.save_pretrained(out)
+    return Path(out)
