@@ -7,14 +7,14 @@ functions the pipeline calls, outside Beam:
   read + parse    process_warc over every WARC file (main_content as configured)
   fetch           fetch_many over the URLs that are not in a WARC (batches of 64, as BatchElements)
   decode + hash   from_warc / from_download (decode_image: decode, to_rgb, pHash, sha256)
-  dedup + pairs   LSH bands, near_pairs, neighbourhood counts, assemble_page (page dedup, pairs)
+  dedup + pairs   LSH band keys, near_pairs, neighbourhood counts, assemble_page (page dedup, pairs)
   one-time imports  img2dataset (imported by the first fetch) and trafilatura, done before
                   run_mine; counted in the sum when Beam runs worker processes (each pays
                   it again), shown apart in --mode in_memory (run_mine then reuses them)
 Baseline: the sum of the stages; Beam overhead = run_mine wall time - sum (pipeline start,
 worker processes, pickling, shuffles, Parquet writing).
 
-  .venv/bin/python benchmarks/bench_mine.py [--pages 48] [--mode profile|in_memory] [--listen-backlog 128]
+  .venv/bin/python benchmarks/bench_mine.py [--pages 48] [--mode profile|in_memory]
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import _common  # noqa: E402
 from semantica.config import load_settings  # noqa: E402
 from semantica.mining import reasons as R  # noqa: E402
 from semantica.mining.assemble import assemble_page  # noqa: E402
-from semantica.mining.dedup import bands, capped_union, near_pairs  # noqa: E402
+from semantica.mining.dedup import band_keys, capped_union, near_pairs  # noqa: E402
 from semantica.mining.extract import process_warc  # noqa: E402
 from semantica.mining.fetch import fetch_many  # noqa: E402
 from semantica.mining.pipeline import run_mine  # noqa: E402
@@ -77,7 +77,7 @@ def stages(warcs: list[str], cfg) -> tuple[dict, int]:
     distinct = sorted({(r["image_id"], r["phash"]) for r in ok})
     buckets = defaultdict(list)
     for kv in distinct:
-        for b in bands(kv[1], cfg.dedup.lsh_bands):
+        for b in band_keys(kv[1], cfg.dedup.lsh_bands, cfg.dedup.near_dup_hamming):
             buckets[b].append(kv)
     neighbours = {i: {i} for i, _ in distinct}
     for bucket in buckets.values():
@@ -108,15 +108,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, help="sample web pages (default: pipelines.yaml, 48)")
     ap.add_argument("--domains", type=int, help="sample web domains (default: pipelines.yaml, 4)")
-    ap.add_argument("--listen-backlog", type=int,
-                    help="listen backlog of the sample-web server (shipped: socketserver's 5; with 16 download "
-                         "threads, dropped SYNs stall fetches ~1 s each; e.g. 128 removes that)")
     ap.add_argument("--mode", choices=("profile", "in_memory"), default="profile",
                     help="profile: the local profile's DirectRunner settings; in_memory: one process")
     args = ap.parse_args()
-    if args.listen_backlog:
-        import http.server
-        http.server.ThreadingHTTPServer.request_queue_size = args.listen_backlog
     s = load_settings(Path(__file__).resolve().parent.parent / "pipelines.yaml", "local")
     port = _common.free_port()
     web_cfg = dataclasses.replace(s.stages.sample_web, port=port, num_pages=args.pages or s.stages.sample_web.num_pages,
@@ -132,8 +126,7 @@ def main() -> None:
         manifest = write_sample_web(web_cfg, web)
         warcs = sorted(str(p) for p in (web / "warc").glob("*.warc.gz"))
         print(f"sample web: {manifest['counts']['pages']} pages, {manifest['counts']['refs']} refs, "
-              f"{len(warcs)} WARC files, served on 127.0.0.1:{port} "
-              f"(listen backlog {args.listen_backlog or 'as shipped, 5'}); Beam {beam}")
+              f"{len(warcs)} WARC files, served on 127.0.0.1:{port}; Beam {beam}")
         t_imports, _ = _common.timed(imports, mine)  # before run_mine: in_memory mode would pay it in-process
         with serve_sample_web(web, port=port):
             wall, stats = _common.timed(run_mine, s, [str(web / "warc")], Path(tmp) / "out",
