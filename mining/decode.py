@@ -12,7 +12,7 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 import imagehash
 import numpy as np

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
 from semantica.config import MineConfig, Settings
-from semantica.errors import UserError
+from semantica.outputs import prepare_output
 from semantica.mining import reasons as R
 from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
@@ -292,22 +291,6 @@ def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
     }
 
 
-def _prepare_output(out: str, overwrite: bool) -> None:
-    """Refuse a non-empty output unless --overwrite (then empty it), on any Beam filesystem."""
-    from apache_beam.io.filesystems import FileSystems
-    existing = [m.path for r in FileSystems.match([out.rstrip("/") + "/**"]) for m in r.metadata_list] \
-        if "://" in out else ([str(p) for p in Path(out).iterdir()] if Path(out).is_dir() else [])
-    if existing:
-        if not overwrite:
-            raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
-        if "://" in out:
-            FileSystems.delete(existing)
-        else:
-            shutil.rmtree(out)
-    if "://" not in out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-
-
 def _write_text(path: str, text: str) -> None:
     from apache_beam.io.filesystems import FileSystems
     with FileSystems.create(path) as f:
@@ -323,7 +306,7 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     cfg = settings.stages.mine
     out = str(out).rstrip("/")
     locations = resolve_inputs(inputs, cfg.commoncrawl_base_url)
-    _prepare_output(out, overwrite)
+    prepare_output(out, overwrite)
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))
     t0 = time.perf_counter()

@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import random
-import shutil
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
@@ -33,6 +32,7 @@ from PIL import Image
 
 from semantica.config import PublishConfig, Settings
 from semantica.errors import UserError
+from semantica.outputs import prepare_output
 from semantica.mining.decode import hamming, to_rgb
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,7 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     for sub in ("pairs", "images"):
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
+    prepare_output(out, overwrite)
     opt_out = Patterns(list(cfg.opt_out) + _read_lines(opt_out_file, "--opt-out"), opt_out_file or "stages.publish.opt_out")
     blocklist = Patterns(_read_lines(cfg.url_blocklist, "stages.publish.url_blocklist"), cfg.url_blocklist or "")
     phash_block = []
@@ -204,7 +201,7 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     used = sorted({i for p in kept for i in (p["cond_image_id"], p["target_image_id"])})
     image_rows = [images[i] for i in used]
 
-    (out / "data").mkdir(parents=True)
+    (out / "data").mkdir()
     pair_schema = pq.read_schema(next((pairs_dir / "pairs").glob("*.parquet")))
     pair_schema = pa.schema([f for f in pair_schema if not f.name.startswith("__")])
     image_schema = pq.read_schema(next((pairs_dir / "images").glob("*.parquet")))

@@ -25,6 +25,7 @@ from apache_beam.metrics import Metrics
 
 from semantica.config import FilterConfig, Settings
 from semantica.errors import UserError
+from semantica.outputs import prepare_output
 from semantica.mining import schemas
 from semantica.mining.pipeline import pipeline_options
 
@@ -106,13 +107,9 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
     for sub in ("pairs", "images"):
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica mine`)")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
     from semantica.encoders import load_encoder
     load_encoder(encoder)  # fail here, in one clear line, rather than inside a worker
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out, overwrite)
     t0 = time.perf_counter()
     with beam.Pipeline(options=pipeline_options(settings)) as p:
         images = p | "ReadImages" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"),

@@ -4,13 +4,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import socket
 import time
 from pathlib import Path
 
 from semantica.config import Settings
-from semantica.errors import UserError
+from semantica.outputs import prepare_output
 from semantica.sample_web import serve_sample_web, write_sample_web
 from semantica.sample_web.score import score_mining
 
@@ -56,11 +55,7 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     from semantica.tiny_encoder import train_tiny_encoder
     from semantica.training.trainer import run_train
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out}: demo folder exists (pass --overwrite to start again)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out, overwrite)
     sw = settings.stages.sample_web
     sw = dataclasses.replace(sw, port=_free_port(sw.host))  # a busy default port must not stop the demo
     settings = local_only(dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, sample_web=sw)),

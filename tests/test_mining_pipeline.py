@@ -2,13 +2,10 @@
 on every shared WARC file, and on hostile input."""
 from __future__ import annotations
 
-import dataclasses
-import gzip
 import hashlib
 import io
-import itertools
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq

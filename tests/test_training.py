@@ -87,10 +87,10 @@ def test_export_loads_back_with_the_same_outputs(mined, tiny_encoder, train_sett
     src = tmp_path / "red.png"
     img.save(src)
     g1 = generate(tmp_path / "r", [src], 2, tmp_path / "g1", guidance=2.0, steps=4, seed=5)
-    g2 = generate(tmp_path / "r" / "pipeline", [src], 2, tmp_path / "g2", guidance=2.0, steps=4, seed=5,
+    generate(tmp_path / "r" / "pipeline", [src], 2, tmp_path / "g2", guidance=2.0, steps=4, seed=5,
                   scheduler="dpmsolver++")
-    g0 = generate(tmp_path / "r", [src], 2, tmp_path / "g0", guidance=0.0, steps=4, seed=5)
-    g1b = generate(tmp_path / "r", [src], 2, tmp_path / "g1b", guidance=2.0, steps=4, seed=5)
+    generate(tmp_path / "r", [src], 2, tmp_path / "g0", guidance=0.0, steps=4, seed=5)
+    generate(tmp_path / "r", [src], 2, tmp_path / "g1b", guidance=2.0, steps=4, seed=5)
     read = lambda d: [(d / "red" / f"{k}.png").read_bytes() for k in range(2)]  # noqa: E731
     assert read(tmp_path / "g1") == read(tmp_path / "g1b")
     assert read(tmp_path / "g1") != read(tmp_path / "g0")

@@ -9,7 +9,7 @@ on batch size or on the other images of the batch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Sequence
 
 import numpy as np
 import torch

@@ -170,7 +170,7 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
         dataset_config=ray.train.DataConfig(execution_options=DataContext.get_current().execution_options),
     )
     t0 = time.perf_counter()
-    result = trainer.fit()
+    trainer.fit()
     seconds = time.perf_counter() - t0
     final = latest_checkpoint(run_dir)
     if final is None:

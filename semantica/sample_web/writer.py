@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import logging
-import shutil
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -32,8 +31,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from semantica.config import SampleWebConfig
-from semantica.errors import UserError
-from semantica.sample_web.site import Site, build_site
+from semantica.outputs import prepare_output
+from semantica.sample_web.site import build_site
 
 log = logging.getLogger(__name__)
 CRAWL_START = dt.datetime(2024, 5, 1, 12, 0, 0)
@@ -128,12 +127,9 @@ def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 def write_sample_web(cfg: SampleWebConfig, out: Path, overwrite: bool = False) -> dict:
     """Build the sample web for `cfg` and write it under `out`; returns the manifest."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
+    prepare_output(out, overwrite)
     site = build_site(cfg)
-    (out / "warc").mkdir(parents=True)
+    (out / "warc").mkdir()
     (out / "ground_truth").mkdir()
     static = out / "static"
     static.mkdir()
