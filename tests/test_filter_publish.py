@@ -85,8 +85,10 @@ def test_publish_round_trip_with_opt_out_and_safety(filtered, settings, tmp_path
     opt = tmp_path / "opt-out.txt"
     opt.write_text("# removed at the owner's request\nwww.blog.example\n")
     phash_block = tmp_path / "phash.txt"
-    images = pq.read_table(out / "images").to_pylist()
-    blocked = images[0]
+    images = {r["image_id"]: r for r in pq.read_table(out / "images").to_pylist()}
+    elsewhere = sorted(p["cond_image_id"] for p in pq.read_table(out / "pairs").to_pylist()
+                       if "blog.example" not in p["page_url"])
+    blocked = images[elsewhere[0]]  # on a page the opt-out list leaves alone
     phash_block.write_text(f"{blocked['phash'] & (2**64 - 1):016x}\n")
     pub_cfg = dataclasses.replace(settings.stages.publish, phash_blocklist=str(phash_block),
                                   safety_classifier="test_filter_publish:unsafe_if_wide", shard_rows=100)
