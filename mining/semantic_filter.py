@@ -103,6 +103,8 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
                overwrite: bool = False) -> dict:
     cfg = settings.stages.filter
     encoder = encoder or cfg.encoder
+    if Path(encoder).is_dir():  # Beam workers may run elsewhere: an absolute path
+        encoder = str(Path(encoder).resolve())
     pairs_dir, out = Path(pairs_dir), Path(out)
     for sub in ("pairs", "images"):
         if not (pairs_dir / sub).exists():

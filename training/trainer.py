@@ -127,6 +127,8 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
     workers = num_workers or ray_cfg.num_workers
     steps = max_steps or cfg.max_steps
     encoder = encoder or cfg.encoder
+    if Path(encoder).is_dir():  # Ray workers run in another directory: give them an absolute path
+        encoder = str(Path(encoder).resolve())
     from semantica.encoders import load_encoder
     load_encoder(encoder, device="cpu")  # a missing encoder fails here, in one line
     run_dir = Path(run_dir).resolve()
