@@ -11,6 +11,7 @@ Failures are values: `Fetched.reason` is one of mining/reasons.py.
 """
 from __future__ import annotations
 
+import functools
 import http.client
 import ipaddress
 import socket
@@ -82,6 +83,7 @@ def _vetted_create_connection(allow_private: bool):
     return create_connection
 
 
+@functools.lru_cache(maxsize=8)  # one opener per setting, shared by a worker's fetch threads
 def _opener(allow_private: bool, allowed_hosts: tuple = ()) -> urllib.request.OpenerDirector:
     create = _vetted_create_connection(allow_private)
 

@@ -114,8 +114,7 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
     prepare_output(out, overwrite)
     t0 = time.perf_counter()
     with beam.Pipeline(options=pipeline_options(settings)) as p:
-        images = p | "ReadImages" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"),
-                                                             columns=["image_id", "bytes"])
+        images = p | "ReadImages" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"))
         pairs = p | "ReadPairs" >> beam.io.ReadFromParquet(str(pairs_dir / "pairs" / "*.parquet"))
         res = {"images": images, "pairs": pairs} | "FilterPairs" >> FilterPairs(cfg, encoder)
         scored = res["scored"]
@@ -131,8 +130,7 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
         used = (scored | "UsedIds" >> beam.FlatMap(lambda r: [(r["cond_image_id"], 1), (r["target_image_id"], 1)]
                                                    if r["status"] == KEPT else [])
                 | "DistinctUsed" >> beam.Distinct())
-        full = p | "ReadImageRows" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"))
-        ({"used": used, "row": full | "ImgKey" >> beam.Map(lambda r: (r["image_id"], r))}
+        ({"used": used, "row": images | "ImgKey" >> beam.Map(lambda r: (r["image_id"], r))}
          | "JoinUsed" >> beam.CoGroupByKey()
          | "UsedRows" >> beam.FlatMap(lambda kv: kv[1]["row"][:1] if kv[1]["used"] else [])
          | "WriteImages" >> beam.io.WriteToParquet(str(out / "images" / "part"), schemas.IMAGES,

@@ -25,6 +25,7 @@ from semantica.errors import UserError
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
+STEP_FILE = "step.txt"  # beside state.pt, so finding the latest checkpoint reads no weights
 
 
 def _train_loop(config: dict) -> None:
@@ -83,6 +84,7 @@ def _train_loop(config: dict) -> None:
                 with tempfile.TemporaryDirectory() as d:
                     if rank == 0:
                         torch.save(state.state_dict(), Path(d) / STATE_FILE)
+                        (Path(d) / STEP_FILE).write_text(str(state.step))
                     ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
             elif "steps_per_s" in metrics:
                 ray.train.report(metrics)
@@ -101,10 +103,10 @@ def _train_loop(config: dict) -> None:
 def latest_checkpoint(run_dir: Path) -> Optional[Path]:
     """The newest checkpoint Ray wrote under RUN_DIR (by training step)."""
     best, best_step = None, -1
-    for state in Path(run_dir).glob("ray/**/" + STATE_FILE):
-        step = torch.load(state, map_location="cpu", weights_only=False)["step"]
-        if step > best_step:
-            best, best_step = state.parent, step
+    for marker in Path(run_dir).glob("ray/**/" + STEP_FILE):
+        step = int(marker.read_text())
+        if step > best_step and (marker.parent / STATE_FILE).exists():
+            best, best_step = marker.parent, step
     return best
 
 
