@@ -43,6 +43,20 @@ def _common(parser: argparse.ArgumentParser, top: bool, config_flag: bool = True
                         **({"default": False} if top else d))
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated integers expected, e.g. 1,5,10") from None
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated numbers expected, e.g. 0,1,2,4") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="semantica",
@@ -122,6 +136,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, default=0)
+
+    sp = add("evaluate", "Few-shot generation metrics: condition on k reference images, generate, score against the "
+                         "whole reference set (FID, KID, precision, recall; consistency, diversity), over seeds; "
+                         "a guidance sweep; OUT/metrics.json and OUT/report.html.")
+    sp.add_argument("--model", type=Path, required=True, metavar="DIR", help="a training run or an exported pipeline")
+    sp.add_argument("--reference", type=Path, required=True, metavar="FOLDER_OR_PARQUET",
+                    help="an image folder (sub-folders = labels) or Parquet file(s) with an image bytes column")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--shots", type=_int_list, metavar="K,K,…", help="conditioning set sizes (stages.evaluate.shots)")
+    sp.add_argument("--num-samples", type=int, metavar="N", help="images generated per run (stages.evaluate.num_samples)")
+    sp.add_argument("--repeats", type=int, help="seeds per k (stages.evaluate.repeats)")
+    sp.add_argument("--features", choices=("encoder", "inception"), help="feature space of FID/KID/precision/recall "
+                    "(stages.evaluate.features)")
+    sp.add_argument("--inception-weights", metavar="FILE", help="local Inception-v3 FID weights for --features inception")
+    sp.add_argument("--encoder", help="hub id or folder of the encoder for encoder features, consistency and "
+                    "diversity (default: the model's own)")
+    sp.add_argument("--guidance", type=float, help="guidance of the few-shot runs (stages.evaluate.guidance)")
+    sp.add_argument("--guidance-scales", type=_float_list, metavar="G,G,…", help="the sweep (stages.evaluate.guidance_scales)")
+    sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
+    sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
+    sp.add_argument("--seed", type=int, help="stages.evaluate.seed")
+    sp.add_argument("--max-reference", type=int, metavar="N", help="read at most N reference images")
+    sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
 
     sp = add("tiny-encoder", "Train the tiny stand-in encoder on a sample web (for offline runs and tests).")
     sp.add_argument("sample_web", type=Path, metavar="SAMPLE_WEB", help="a folder written by `semantica sample-web`")
@@ -237,6 +274,22 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     path = generate(args.model, args.inputs, args.num, args.output, guidance=args.guidance,
                     steps=args.steps or ev.steps, scheduler=args.scheduler or ev.scheduler, seed=args.seed)
     print(f"{args.output}: {len(args.inputs)} × {args.num} variations; grid: {path}")
+    return 0
+
+
+@command("evaluate")
+def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.evaluation.evaluate import run_evaluate
+    m = run_evaluate(settings, args.model, args.reference, args.output, shots=args.shots, num_samples=args.num_samples,
+                     features=args.features, repeats=args.repeats, guidance=args.guidance,
+                     guidance_scales=args.guidance_scales, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
+                     encoder=args.encoder, inception_weights=args.inception_weights,
+                     max_reference=args.max_reference, overwrite=args.overwrite)
+    for f in m["few_shot"]:
+        print(f"k={f['shots']}: " + ", ".join(f"{key} {f[key]['mean']:.4f}±{f[key]['std']:.4f}"
+                                              for key in ("fid", "kid", "precision", "recall", "consistency",
+                                                          "diversity")))
+    print(f"{args.output}: metrics.json, report.html ({m['features']} features, {m['seconds']}s)")
     return 0
 
 

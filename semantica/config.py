@@ -174,8 +174,10 @@ class EvaluateConfig:
     repeats: int
     steps: int
     scheduler: str
+    guidance: float
     guidance_scales: tuple[float, ...]
     features: str
+    inception_weights: str
 
 
 @dataclass(frozen=True)

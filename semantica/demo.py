@@ -51,7 +51,10 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     from semantica.mining.publish import run_publish
     from semantica.mining.semantic_filter import run_filter
     from semantica.mining.sweep import write_sweep
+    from semantica.evaluation.evaluate import run_evaluate
     from semantica.evaluation.generate import generate
+    from semantica.evaluation.report import write_report
+    from semantica.sample_web.topics import TopicClassifier, load_pictures, topic_transfer, write_reference
     from semantica.tiny_encoder import train_tiny_encoder
     from semantica.training.trainer import run_train
     out = Path(out)
@@ -62,7 +65,7 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
                           sw.host)
     settings.dump(out / "settings.json")
     timings = {}
-    steps = 7
+    steps = 8
 
     t = time.perf_counter()
     log.info("[1/%d] sample web → %s", steps, out / "sample-web")
@@ -107,6 +110,26 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
                          seed=settings.stages.evaluate.seed)
     timings["generate"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    log.info("[8/%d] evaluate: few-shot metrics, guidance sweep, topic transfer → %s", steps, out / "evaluation")
+    pictures = load_pictures(out / "sample-web")
+    reference = write_reference(pictures, out / "reference")
+    ev = run_evaluate(settings, out / "run", reference, out / "evaluation")
+    # topics by a classifier fitted on the sample web's own pictures, never on generations
+    transfer = topic_transfer(TopicClassifier.fit(pictures), out / "evaluation" / "samples", sw.num_topics)
+    g = settings.stages.evaluate.guidance
+    shares = transfer["share_by_guidance"]
+    transfer["summary"] = (
+        f"{shares[g]:.2f} of the variations at guidance {g:g} have their condition's topic (hue classifier "
+        f"fitted on the sample web's pictures; {transfer['variations_per_guidance']} variations of "
+        f"{max(settings.stages.evaluate.shots)} conditions); chance {transfer['chance']:.3f}; the unconditional "
+        f"model (guidance 0) {shares.get(0.0, float('nan')):.2f}. By guidance: "
+        + ", ".join(f"{k:g}: {v:.2f}" for k, v in shares.items()))
+    ev["topic_transfer"] = transfer
+    (out / "evaluation" / "metrics.json").write_text(json.dumps(ev, indent=2) + "\n")
+    report = write_report(out / "evaluation", ev)
+    timings["evaluate"] = time.perf_counter() - t
+
     c = manifest["counts"]
     print(f"demo: sample web: {c['pages']} pages, {c['refs']} image references, {c['pairs']} ground-truth pairs "
           f"→ {out / 'sample-web'}")
@@ -120,5 +143,13 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     print(f"demo: trained {tstats['steps']} steps on {tstats['pairs']} pairs, final loss {tstats['final_loss']:.4f} "
           f"→ {tstats['pipeline']} (loss plot: {out / 'run' / 'loss.png'})")
     print(f"demo: variations (input left, 4 variations right): {grid_path}")
+    for f in ev["few_shot"]:
+        print(f"demo: few-shot k={f['shots']}: " + ", ".join(
+            f"{key} {f[key]['mean']:.3f}±{f[key]['std']:.3f}" for key in ("fid", "precision", "recall",
+                                                                          "consistency", "diversity")))
+    print("demo: guidance sweep (consistency / diversity): " + ", ".join(
+        f"{r['guidance']:g}: {r['consistency']:.2f} / {r['diversity']:.2f}" for r in ev["guidance"]))
+    print(f"demo: topic transfer: {transfer['summary']}")
+    print(f"demo: report: {report} (metrics: {out / 'evaluation' / 'metrics.json'})")
     print("demo: stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return 0

@@ -14,18 +14,15 @@ code that loads DINOv2 from the hub.
 """
 from __future__ import annotations
 
-import io
 import logging
 import random
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from semantica.errors import UserError
 from semantica.logs import progress
 
 log = logging.getLogger(__name__)
@@ -61,26 +58,13 @@ def build_tiny_encoder(out: Path, family: str = "dinov2", seed: int = 0) -> Path
 
 
 def _load_pictures(sample_web: Path, size: int) -> tuple[list, list]:
-    """The sample web's content pictures (one file per picture) and their topics."""
-    from semantica.mining.decode import to_rgb
-    assets_path = sample_web / "ground_truth" / "assets.parquet"
-    if not assets_path.exists():
-        raise UserError(f"{sample_web}: not a sample web (no ground_truth/assets.parquet)")
-    warc = {}
-    from semantica.mining.warc_io import iter_records
-    for f in sorted((sample_web / "warc").glob("*.warc.gz")):
-        for rec in iter_records(str(f), "fastwarc", 1 << 24, []):
-            warc[rec.uri] = rec.body
-    seen, tensors, topics = set(), [], []
-    for a in pq.read_table(assets_path).to_pylist():
-        if a["topic"] < 0 or a["picture_id"] in seen or "-small" in a["url"] or "-thumb" in a["url"]:
-            continue
-        seen.add(a["picture_id"])
-        data = warc.get(a["url"]) if a["stored"] == "warc" else \
-            (sample_web / "static" / a["url"].split("/", 3)[3]).read_bytes()
-        img = to_rgb(Image.open(io.BytesIO(data))).resize((size + size // 4,) * 2, Image.BICUBIC)
+    """The sample web's content pictures (one per picture, resized) as tensors, and their topics."""
+    from semantica.sample_web.topics import load_pictures
+    tensors, topics = [], []
+    for p in load_pictures(sample_web):
+        img = p.image.resize((size + size // 4,) * 2, Image.BICUBIC)
         tensors.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
-        topics.append(a["topic"])
+        topics.append(p.topic)
     return tensors, topics
 
 

@@ -9,7 +9,7 @@ on batch size or on the other images of the batch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -60,17 +60,22 @@ class SemanticaPipeline(DiffusionPipeline):
         self.scheduler = SCHEDULERS[name].from_config(self.scheduler.config)
 
     @torch.no_grad()
-    def __call__(self, images: Sequence[Image.Image], num_variations: int = 4, guidance_scale: float = 2.0,
-                 num_inference_steps: int = 25, seed: int = 0, output_type: str = "pil",
-                 batch_size: int = 32) -> list:
-        """For each input image, `num_variations` images; returns a list (per input) of lists."""
+    def __call__(self, images: Sequence[Image.Image], num_variations: Union[int, Sequence[int]] = 4,
+                 guidance_scale: float = 2.0, num_inference_steps: int = 25, seed: int = 0, output_type: str = "pil",
+                 batch_size: int = 32, progress: bool = False) -> list:
+        """For each input image, `num_variations` images (one count for all, or one per input);
+        returns a list (per input) of lists."""
         enc = self.encoder
         device = self.device
         res = self.unet.config.sample_size
+        counts = [num_variations] * len(images) if isinstance(num_variations, int) else list(num_variations)
+        if len(counts) != len(images):
+            raise ValueError(f"num_variations: {len(counts)} counts for {len(images)} images")
         tokens = enc(enc.preprocess_pil(list(images))).tokens.to(device)
-        jobs = [(i, k) for i in range(len(images)) for k in range(num_variations)]
-        out: list = [[None] * num_variations for _ in images]
-        for start in range(0, len(jobs), batch_size):
+        jobs = [(i, k) for i, n in enumerate(counts) for k in range(n)]
+        out: list = [[None] * n for n in counts]
+        starts = range(0, len(jobs), batch_size)
+        for start in (self.progress_bar(starts) if progress else starts):
             chunk = jobs[start:start + batch_size]
             # one generator per output image: its noise depends on (seed, input, variation) only
             noise = torch.stack([torch.randn((3, res, res), generator=torch.Generator().manual_seed(
@@ -83,6 +88,8 @@ class SemanticaPipeline(DiffusionPipeline):
                 x_in = self.scheduler.scale_model_input(x, t)
                 if guidance_scale == 1.0:
                     v = self.unet(x_in, t, encoder_hidden_states=cond).sample
+                elif guidance_scale == 0.0:  # the unconditional model alone: half the work
+                    v = self.unet(x_in, t, encoder_hidden_states=uncond).sample
                 else:  # classifier-free guidance: v_u + g (v_c − v_u); g = 0 is the unconditional model
                     both = self.unet(torch.cat([x_in, x_in]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
                     v_u, v_c = both.chunk(2)

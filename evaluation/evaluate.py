@@ -1,0 +1,185 @@
+"""`semantica evaluate`: the paper's few-shot protocol, and the consistency–diversity trade-off.
+
+Few-shot: for each k in `shots` and each repeat, condition on k reference images drawn at random
+(seeded by (seed, k, repeat)), generate `num_samples` images in all (split evenly over the k
+conditions), and score them against the *whole* reference set: FID, KID, precision, recall in the
+chosen feature space; consistency and diversity in the frozen encoder's space. Repeats give
+mean ± std. Guidance sweep: the conditions of the largest k's first repeat, sampled at each
+guidance scale, so consistency and diversity can be read side by side.
+
+Writes OUT/metrics.json, OUT/report.html, OUT/plots/*.png, OUT/grids/*.png and the sweep's
+samples (OUT/samples/guidance<G>/<condition>/<i>.png, OUT/samples/conditions.json).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Optional, Sequence
+
+import numpy as np
+
+from semantica.config import EvaluateConfig, Settings
+from semantica.errors import UserError
+from semantica.evaluation.features import load_features
+from semantica.evaluation.generate import grid, load_pipeline
+from semantica.evaluation.metrics import consistency, diversity, frechet_distance, kernel_distance, precision_recall
+from semantica.evaluation.reference import load_reference
+from semantica.logs import progress
+from semantica.outputs import prepare_output
+
+log = logging.getLogger(__name__)
+
+SCORES = ("fid", "kid", "precision", "recall", "consistency", "diversity")
+GRID_ROWS, GRID_COLS = 8, 8
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """`total` samples over `parts` conditions: the first `total % parts` get one more."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def run_seed(seed: int, *keys: int) -> int:
+    """An independent seed per (seed, k, repeat): conditions and noise never overlap across runs."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+class Evaluator:
+    """Holds the pipeline, the reference set and its features; samples and scores one run at a time."""
+
+    def __init__(self, pipe, reference, space, encoder, ev: EvaluateConfig, guidance: float, k_nearest: int = 3):
+        self.pipe, self.ref, self.space, self.encoder, self.ev = pipe, reference, space, encoder, ev
+        self.guidance, self.k_nearest = guidance, k_nearest
+        log.info("embedding %d reference images (%s features)", len(reference.images), space.name)
+        self.ref_features = space(reference.images)
+        self.ref_embeddings = self.ref_features if space.name == "encoder" else encoder.embed_pil(reference.images)
+
+    def conditions(self, k: int, repeat: int) -> list[int]:
+        rng = np.random.default_rng(run_seed(self.ev.seed, k, repeat))
+        return sorted(rng.choice(len(self.ref.images), size=k, replace=False).tolist())
+
+    def sample(self, cond: Sequence[int], guidance: float, seed: int) -> list[list]:
+        counts = split_evenly(self.ev.num_samples, len(cond))
+        return self.pipe([self.ref.images[i] for i in cond], num_variations=counts, guidance_scale=guidance,
+                         num_inference_steps=self.ev.steps, seed=seed)
+
+    def score(self, cond: Sequence[int], samples: list[list], seed: int) -> dict:
+        flat = [im for group in samples for im in group]
+        feats = self.space(flat)
+        emb = feats if self.space.name == "encoder" else self.encoder.embed_pil(flat).double().cpu()
+        groups, start = [], 0
+        for group in samples:
+            groups.append(emb[start:start + len(group)])
+            start += len(group)
+        kid, kid_std = kernel_distance(self.ref_features, feats, seed=seed)
+        precision, recall = precision_recall(self.ref_features, feats, k=self.k_nearest)
+        return {"fid": frechet_distance(self.ref_features, feats), "kid": kid, "kid_std": kid_std,
+                "precision": precision, "recall": recall,
+                "consistency": consistency(self.ref_embeddings[list(cond)], groups), "diversity": diversity(groups)}
+
+    def grid(self, cond: Sequence[int], samples: list[list], path: Path) -> None:
+        rows = [[self.ref.images[i]] + group[:GRID_COLS] for i, group in zip(cond, samples)][:GRID_ROWS]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        grid(rows, cell=64).save(path)
+
+
+def _summary(runs: list[dict]) -> dict:
+    out = {}
+    for key in SCORES:
+        vals = [r[key] for r in runs]
+        out[key] = {"mean": mean(vals), "std": stdev(vals) if len(vals) > 1 else 0.0}
+    return out
+
+
+def _save_samples(folder: Path, names: list[str], samples: list[list]) -> None:
+    for j, (name, group) in enumerate(zip(names, samples)):
+        sub = folder / f"{j:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(group):
+            img.save(sub / f"{i}.png")
+
+
+def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *, shots: Optional[Sequence[int]] = None,
+                 num_samples: Optional[int] = None, features: Optional[str] = None, repeats: Optional[int] = None,
+                 guidance: Optional[float] = None, guidance_scales: Optional[Sequence[float]] = None,
+                 steps: Optional[int] = None, scheduler: Optional[str] = None, seed: Optional[int] = None,
+                 encoder: Optional[str] = None, inception_weights: Optional[str] = None,
+                 max_reference: Optional[int] = None, overwrite: bool = False) -> dict:
+    import dataclasses
+    from semantica.evaluation.report import write_report
+    t0 = time.perf_counter()
+    ev = settings.stages.evaluate
+    changes = {k: v for k, v in dict(shots=tuple(shots) if shots else None, num_samples=num_samples,
+                                     features=features, repeats=repeats, guidance=guidance,
+                                     guidance_scales=tuple(guidance_scales) if guidance_scales else None,
+                                     steps=steps, scheduler=scheduler, seed=seed,
+                                     inception_weights=inception_weights).items() if v is not None}
+    ev = dataclasses.replace(ev, **changes)
+    if ev.num_samples < 4 or ev.repeats < 1 or any(k < 1 for k in ev.shots):
+        raise UserError(f"evaluate: num_samples ≥ 4, repeats ≥ 1 and shots ≥ 1 needed "
+                        f"(got {ev.num_samples}, {ev.repeats}, {list(ev.shots)})")
+    out = Path(out)
+    prepare_output(out, overwrite)
+    pipe = load_pipeline(model)
+    if ev.scheduler:
+        try:
+            pipe.set_scheduler(ev.scheduler)
+        except ValueError as e:
+            raise UserError(f"--scheduler: {e}") from None
+    if encoder:
+        from semantica.encoders import load_encoder
+        enc = load_encoder(encoder)
+    else:
+        enc = pipe.encoder
+    space = load_features(ev.features, enc, ev.inception_weights or None)
+    ref = load_reference(reference, limit=max_reference)
+    too_many = [k for k in ev.shots if k > len(ref.images) or k > ev.num_samples]
+    if too_many:
+        raise UserError(f"--shots {too_many}: more conditions than reference images ({len(ref.images)}) "
+                        f"or samples ({ev.num_samples})")
+    evaluator = Evaluator(pipe, ref, space, enc, ev, ev.guidance)
+    k_sweep = max(ev.shots)
+    jobs = [("few-shot", k, r, ev.guidance) for k in ev.shots for r in range(ev.repeats)]
+    jobs += [("guidance", k_sweep, 0, g) for g in ev.guidance_scales]
+    few_shot: dict = {k: [] for k in ev.shots}
+    sweep, cache = [], {}
+    for kind, k, r, g in progress(jobs, desc="evaluate", unit="run"):
+        seed_run = run_seed(ev.seed, k, r)
+        cond = evaluator.conditions(k, r)
+        if (k, r, g) in cache:  # the sweep's point at the default guidance is a few-shot run already
+            samples, scores = cache[(k, r, g)]
+        else:
+            t = time.perf_counter()
+            samples = evaluator.sample(cond, g, seed_run)
+            scores = evaluator.score(cond, samples, seed_run)
+            scores["seconds"] = round(time.perf_counter() - t, 2)
+            cache[(k, r, g)] = samples, scores
+        run = {"shots": k, "repeat": r, "guidance": g, "seed": seed_run,
+               "conditions": [ref.names[i] for i in cond], **scores}
+        log.info("%s k=%d repeat=%d guidance=%g: FID %.4f, KID %.4f, precision %.3f, recall %.3f, consistency "
+                 "%.3f, diversity %.3f", kind, k, r, g, scores["fid"], scores["kid"], scores["precision"],
+                 scores["recall"], scores["consistency"], scores["diversity"])
+        if kind == "few-shot":
+            few_shot[k].append(run)
+            if r == 0:
+                evaluator.grid(cond, samples, out / "grids" / f"shots{k}.png")
+        else:
+            sweep.append(run)
+            evaluator.grid(cond, samples, out / "grids" / f"guidance{g:g}.png")
+            _save_samples(out / "samples" / f"guidance{g:g}", [ref.names[i] for i in cond], samples)
+            (out / "samples" / "conditions.json").write_text(json.dumps(
+                [{"folder": f"{j:03d}", "name": ref.names[i], "label": ref.labels[i]} for j, i in enumerate(cond)],
+                indent=1) + "\n")
+    metrics = {
+        "model": str(model), "reference": {"path": str(reference), "images": len(ref.images),
+                                           "labels": len({x for x in ref.labels if x is not None}),
+                                           "skipped": ref.skipped},
+        "features": space.name, "encoder": enc.name, "settings": dataclasses.asdict(ev),
+        "few_shot": [{"shots": k, **_summary(runs), "runs": runs} for k, runs in few_shot.items()],
+        "guidance": sweep, "seconds": round(time.perf_counter() - t0, 1),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_report(out, metrics)
+    return metrics

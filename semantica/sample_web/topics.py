@@ -1,0 +1,102 @@
+"""The sample web's labelled pictures, and a topic classifier fitted on them.
+
+Topic transfer (does a variation keep its condition's topic?) is scored with a classifier
+that has never seen a generated image: nearest centroid on saturation-weighted hue
+histograms of the sample web's own pictures. It sees colour families, not shapes, and is
+robust to the blur of a small, briefly trained model's 32×32 outputs.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from semantica.errors import UserError
+
+HUE_BINS = 36
+
+
+@dataclass(frozen=True)
+class Picture:
+    picture_id: str
+    topic: int
+    image: Image.Image   # RGB, full size
+
+
+def load_pictures(sample_web: Path) -> list[Picture]:
+    """One image per content picture of a sample web (its full-size copy), with its topic."""
+    from semantica.mining.decode import to_rgb
+    from semantica.mining.warc_io import iter_records
+    sample_web = Path(sample_web)
+    assets_path = sample_web / "ground_truth" / "assets.parquet"
+    if not assets_path.exists():
+        raise UserError(f"{sample_web}: not a sample web (no ground_truth/assets.parquet)")
+    warc = {}
+    for f in sorted((sample_web / "warc").glob("*.warc.gz")):
+        for rec in iter_records(str(f), "fastwarc", 1 << 24, []):
+            warc[rec.uri] = rec.body
+    seen, out = set(), []
+    for a in pq.read_table(assets_path).to_pylist():
+        if a["topic"] < 0 or a["picture_id"] in seen or "-small" in a["url"] or "-thumb" in a["url"]:
+            continue
+        seen.add(a["picture_id"])
+        data = warc.get(a["url"]) if a["stored"] == "warc" else \
+            (sample_web / "static" / a["url"].split("/", 3)[3]).read_bytes()
+        out.append(Picture(a["picture_id"], a["topic"], to_rgb(Image.open(io.BytesIO(data)))))
+    return out
+
+
+def hue_histogram(image: Image.Image, size: int = 32) -> np.ndarray:
+    hsv = np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC).convert("HSV"), dtype=np.float32) / 255.0
+    hist, _ = np.histogram(hsv[..., 0], bins=HUE_BINS, range=(0, 1), weights=hsv[..., 1] ** 2 * hsv[..., 2])
+    return hist / (hist.sum() + 1e-6)
+
+
+class TopicClassifier:
+    """Nearest centroid (L1) on hue histograms."""
+
+    def __init__(self, images: Sequence[Image.Image], topics: Sequence[int]):
+        feats, topics = np.stack([hue_histogram(im) for im in images]), np.asarray(topics)
+        self.topics = np.array(sorted(set(topics.tolist())))
+        self.centroids = np.stack([feats[topics == t].mean(0) for t in self.topics])
+
+    @classmethod
+    def fit(cls, pictures: Sequence[Picture]) -> "TopicClassifier":
+        return cls([p.image for p in pictures], [p.topic for p in pictures])
+
+    def predict(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not len(images):
+            return np.zeros(0, dtype=int)
+        feats = np.stack([hue_histogram(im) for im in images])
+        return self.topics[np.abs(feats[:, None, :] - self.centroids[None]).sum(-1).argmin(1)]
+
+
+def write_reference(pictures: Sequence[Picture], folder: Path) -> Path:
+    """The pictures as an image folder labelled by topic (topic<T>/<picture>.png)."""
+    for p in pictures:
+        sub = Path(folder) / f"topic{p.topic}"
+        sub.mkdir(parents=True, exist_ok=True)
+        p.image.save(sub / f"{p.picture_id}.png")
+    return Path(folder)
+
+
+def topic_transfer(classifier: TopicClassifier, samples: Path, num_topics: int) -> dict:
+    """Per guidance scale of an evaluation's sweep (OUT/samples), the share of variations whose
+    predicted topic is their condition's (conditions labelled topic<T> by `write_reference`)."""
+    import json
+    conditions = json.loads((Path(samples) / "conditions.json").read_text())
+    out = {}
+    for folder in sorted(Path(samples).glob("guidance*"), key=lambda p: float(p.name[len("guidance"):])):
+        hits = total = 0
+        for c in conditions:
+            topic = int(str(c["label"]).removeprefix("topic"))
+            files = sorted((folder / c["folder"]).glob("*.png"))
+            with_topic = classifier.predict([Image.open(f).convert("RGB") for f in files])
+            hits, total = hits + int((with_topic == topic).sum()), total + len(files)
+        out[float(folder.name[len("guidance"):])] = hits / total if total else float("nan")
+    return {"share_by_guidance": out, "chance": 1.0 / num_topics, "variations_per_guidance": total}
