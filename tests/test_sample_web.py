@@ -255,26 +255,14 @@ def test_pairs_are_the_kept_pictures_of_each_page(sample_web):
 
 
 def test_topics_are_learnable_by_a_simple_classifier(sample_web):
-    """Nearest centroid on 32×32 pixels' saturation-weighted hue histograms, held-out pictures."""
+    """The topic classifier of topic transfer (nearest centroid on hue histograms), held-out pictures."""
     import numpy as np
-    warc = read_warcs(sample_web)
-    assets = [a for a in table(sample_web, "assets") if a["topic"] >= 0 and "-small" not in a["url"]]
-    by_picture = {}
-    for a in assets:
-        by_picture.setdefault(a["picture_id"], a)
-    feats, labels = [], []
-    for pid, a in sorted(by_picture.items()):
-        img = _decoded(sample_web, warc, a["url"]).convert("RGB").resize((32, 32)).convert("HSV")
-        hsv = np.asarray(img, dtype=np.float32) / 255.0
-        hist, _ = np.histogram(hsv[..., 0], bins=36, range=(0, 1), weights=hsv[..., 1] ** 2 * hsv[..., 2])
-        feats.append(hist / (hist.sum() + 1e-6))
-        labels.append(a["topic"])
-    feats, labels = np.array(feats), np.array(labels)
-    train = np.arange(len(labels)) % 2 == 0
-    centroids = {t: feats[train & (labels == t)].mean(0) for t in set(labels[train])}
-    pred = [min(centroids, key=lambda t: np.abs(f - centroids[t]).sum()) for f in feats[~train]]
-    accuracy = float(np.mean(np.array(pred) == labels[~train]))
-    assert len(set(labels)) == 8 and accuracy >= 0.9, accuracy
+    from semantica.sample_web.topics import TopicClassifier, load_pictures
+    pictures = load_pictures(sample_web)
+    train, held_out = pictures[::2], pictures[1::2]
+    pred = TopicClassifier.fit(train).predict([p.image for p in held_out])
+    accuracy = float(np.mean(pred == np.array([p.topic for p in held_out])))
+    assert len({p.topic for p in pictures}) == 8 and accuracy >= 0.9, accuracy
 
 
 def test_server_port_in_use_is_a_clear_error(sample_web):

@@ -35,13 +35,40 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def test_tiny_model_learns_and_is_deterministic(mined, tiny_encoder, train_settings, tmp_path):
-    summary = run_train(train_settings, mined, tmp_path / "a", encoder=str(tiny_encoder), max_steps=150)
-    history = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+@pytest.fixture(scope="module")
+def demo_run(settings, mined, tiny_encoder, tmp_path_factory):
+    """The demo's training, as `semantica demo` runs it: filtered pairs, the local profile's train stage."""
+    from semantica.mining.semantic_filter import run_filter
+    root = tmp_path_factory.mktemp("demo-run")
+    run_filter(settings, mined, root / "filtered", encoder=str(tiny_encoder))
+    summary = run_train(settings, root / "filtered", root / "run", encoder=str(tiny_encoder))
+    return root / "run", summary
+
+
+def test_tiny_model_learns(demo_run, settings):
+    run, summary = demo_run
+    steps = settings.stages.train.max_steps
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     first, last = history[0]["loss"], sum(r["loss"] for r in history[-3:]) / 3
-    assert summary["steps"] == 150 and history[0]["step"] == 1 and history[-1]["step"] == 150
+    assert summary["steps"] == steps and history[0]["step"] == 1 and history[-1]["step"] == steps
     assert last < 0.5 * first, (first, last)  # v-prediction loss falls by a clear margin
-    assert (tmp_path / "a" / "loss.png").exists() and "samples_per_s" in (tmp_path / "a" / "metrics.csv").read_text()
+    assert (run / "loss.png").exists() and "samples_per_s" in (run / "metrics.csv").read_text()
+
+
+def test_topic_transfer_after_the_demos_training(demo_run, settings, sample_web, tmp_path):
+    """Variations keep their condition's topic far above chance and above the unconditional model
+    (topics by a classifier fitted on the sample web's pictures, never on generations)."""
+    from semantica.evaluation.evaluate import run_evaluate
+    from semantica.sample_web.topics import TopicClassifier, load_pictures, topic_transfer, write_reference
+    pictures = load_pictures(sample_web)
+    reference = write_reference(pictures, tmp_path / "reference")
+    run_evaluate(settings, demo_run[0], reference, tmp_path / "ev", shots=[8], num_samples=32, repeats=1,
+                 guidance_scales=[0.0, 2.0])
+    tt = topic_transfer(TopicClassifier.fit(pictures), tmp_path / "ev" / "samples",
+                        settings.stages.sample_web.num_topics)
+    share = tt["share_by_guidance"]
+    print("topic transfer", share, "chance", tt["chance"])
+    assert share[2.0] >= 0.6 and share[2.0] >= 4 * tt["chance"] and share[2.0] >= share[0.0] + 0.3, tt
 
 
 def test_resume_after_a_checkpoint_equals_an_uninterrupted_run(mined, tiny_encoder, train_settings, tmp_path):

@@ -1,0 +1,217 @@
+"""Evaluation: the metrics on constructed inputs, reference loading, the few-shot loop, Inception path."""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from semantica.errors import UserError
+from semantica.evaluation.metrics import (consistency, diversity, frechet_distance, kernel_distance,
+                                          precision_recall)
+from semantica.evaluation.reference import load_reference
+
+
+def _gauss(n, d, seed, shift=0.0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + shift
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
+    a = _gauss(400, 8, 0)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    # two samples of one Gaussian: small; a mean shift of 1 in each of 8 dims adds ‖Δμ‖² = 8
+    same = frechet_distance(a, _gauss(400, 8, 1))
+    shifted = frechet_distance(a, _gauss(400, 8, 1, shift=1.0))
+    assert same < 0.5 and shifted == pytest.approx(8 + same, abs=0.6)
+    # scaling the spread by 2 (Σ = 4I vs I): Tr(I + 4I − 2·2I) = d = 8
+    assert frechet_distance(a, 2 * _gauss(4000, 8, 2)) == pytest.approx(8, rel=0.15)
+
+
+def test_kid_is_near_zero_for_one_distribution_and_seeded():
+    a, b = _gauss(300, 8, 0), _gauss(300, 8, 1)
+    same, _ = kernel_distance(a, b, seed=0)
+    shifted, _ = kernel_distance(a, _gauss(300, 8, 1, shift=1.0), seed=0)
+    assert abs(same) < 0.05 and shifted > 1.0
+    assert kernel_distance(a, b, seed=3, subset_size=50) == kernel_distance(a, b, seed=3, subset_size=50)
+
+
+def test_precision_recall_match_values_worked_out_by_hand():
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    # k=1: every real point's ball has radius 1 (its nearest neighbour is 1 away), so the real
+    # manifold is [-1, 4]. Fakes 0.5 and 10: 0.5 is inside, 10 is not → precision 1/2. Their own
+    # radius is 9.5 (each other's distance): the ball around 0.5 covers all four real points → recall 1.
+    assert precision_recall(real, torch.tensor([[0.5], [10.0]]), k=1) == (0.5, 1.0)
+    # Fakes 0.2, 0.4, 0.6: radii 0.2 each; the fake manifold is [0, 0.8] → only real 0 is covered
+    # → recall 1/4; all three fakes lie within 1 of real 0 → precision 1.
+    assert precision_recall(real, torch.tensor([[0.2], [0.4], [0.6]]), k=1) == (1.0, 0.25)
+    # k=2 in 2-D: real corners of a unit square; each corner's neighbours are at 1, 1 and √2, so
+    # its 2nd-nearest radius is 1. Fake (0.5, 0.5) is 0.71 from every corner: inside; (3, 3) is 2.83
+    # from (1, 1): outside; (1.5, 1) is 0.5 from (1, 1): inside → precision 2/3.
+    sq = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    fakes = torch.tensor([[0.5, 0.5], [3.0, 3.0], [1.5, 1.0]])
+    # fake radii (k=2): (0.5,.5)→(1.5,1) 1.118, →(3,3) 3.54: 2nd = 3.54; (3,3): 2.5, 3.54 → 3.54;
+    # (1.5,1): 1.118, 2.5 → 2.5. Every real corner is within 3.54 of (0.5, 0.5) → recall 1.
+    p, r = precision_recall(sq, fakes, k=2)
+    assert p == pytest.approx(2 / 3) and r == 1.0
+
+
+def test_consistency_and_diversity_by_hand():
+    cond = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    var = [torch.tensor([[1.0, 0.0], [0.0, 1.0]]),      # cos 1 and 0 to [1, 0]
+           torch.tensor([[0.0, 2.0], [0.0, 3.0]])]      # cos 1 and 1 to [0, 1]
+    assert consistency(cond, var) == pytest.approx(0.75)
+    # pairwise 1 − cos: first group 1, second group 0 → mean 0.5
+    assert diversity(var) == pytest.approx(0.5)
+    assert math.isnan(diversity([torch.ones(1, 2)]))  # one variation: no pair to measure
+
+
+# ----------------------------------------------------------------------------- reference sets
+def _png(colour, size=(20, 20)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_reference_folder_labels_by_subfolder_and_skips_bad_files(tmp_path):
+    for label, colour in (("cats", "red"), ("dogs", "blue")):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            (tmp_path / label / f"{i}.png").write_bytes(_png(colour))
+    (tmp_path / "dogs" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "notes.txt").write_text("not an image, not read")
+    ref = load_reference(tmp_path)
+    assert len(ref.images) == 4 and ref.labels == ["cats", "cats", "dogs", "dogs"]
+    assert ref.skipped == {"undecodable": 1}
+
+
+def test_reference_parquet_from_mining_and_hostile_rows(tmp_path):
+    # a decompression bomb: a tiny PNG header claiming 100 000 × 100 000 pixels is refused before decoding
+    bomb = io.BytesIO()
+    Image.new("1", (10, 10)).save(bomb, "PNG")
+    data = bytearray(bomb.getvalue())
+    data[16:24] = (100_000).to_bytes(4, "big") * 2
+    rows = [{"image_id": "a", "bytes": _png("red")}, {"image_id": "b", "bytes": b"garbage"},
+            {"image_id": "c", "bytes": bytes(data)}, {"image_id": "d", "bytes": _png("green")}]
+    (tmp_path / "images").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "images" / "part-0.parquet")
+    pq.write_table(pa.Table.from_pylist([{"pair_id": "x"}]), tmp_path / "images" / "pairs-0.parquet")
+    ref = load_reference(tmp_path)  # a mining output folder: reads DIR/images/*.parquet
+    assert len(ref.images) == 2 and ref.skipped == {"undecodable": 2} and ref.labels == [None, None]
+    assert ref.names[0].endswith("part-0.parquet#0")
+    pq.write_table(pa.Table.from_pylist([{"url": "x"}]), tmp_path / "nocol.parquet")
+    with pytest.raises(UserError, match="nocol.parquet: no image column"):
+        load_reference(tmp_path / "nocol.parquet")
+    with pytest.raises(UserError, match="no such file"):
+        load_reference(tmp_path / "missing")
+
+
+# ----------------------------------------------------------------------------- the few-shot loop
+@pytest.fixture(scope="module")
+def untrained_pipeline(settings, tiny_encoder, tmp_path_factory):
+    """A tiny SemanticaPipeline straight from its config (no training): the loop, not the quality."""
+    from diffusers import DDIMScheduler
+    from semantica.encoders import load_encoder
+    from semantica.training.diffusion import make_scheduler
+    from semantica.training.pipeline import SemanticaPipeline
+    from semantica.training.step import build_model
+    enc = load_encoder(str(tiny_encoder), device="cpu")
+    tokens = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens.shape[1]
+    model = build_model(settings.models["tiny"], enc.dim, tokens, seed=0)
+    out = tmp_path_factory.mktemp("untrained") / "pipeline"
+    SemanticaPipeline(unet=model.unet.eval(), adapter=model.adapter.eval(),
+                      scheduler=DDIMScheduler.from_config(make_scheduler().config),
+                      encoder=str(tiny_encoder)).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reference")
+    for label, colours in (("warm", ("red", "orange", "yellow")), ("cold", ("blue", "cyan", "navy"))):
+        (folder / label).mkdir()
+        for i, c in enumerate(colours):
+            img = Image.new("RGB", (48, 48), c)
+            img.paste(Image.new("RGB", (16, 16), "white"), (8 * i, 8 * i))
+            img.save(folder / label / f"{i}.png")
+    return folder
+
+
+def _evaluate(settings, model, reference, out, **kw):
+    from semantica.evaluation.evaluate import run_evaluate
+    args = dict(shots=[1, 2], num_samples=4, repeats=2, steps=2, guidance_scales=[0.0, 2.0])
+    args.update(kw)
+    return run_evaluate(settings, model, reference, out, **args)
+
+
+def test_few_shot_loop_writes_metrics_report_and_is_deterministic(settings, untrained_pipeline, reference_folder,
+                                                                  tmp_path):
+    m = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "a")
+    assert [f["shots"] for f in m["few_shot"]] == [1, 2]
+    for f in m["few_shot"]:
+        assert len(f["runs"]) == 2 and all(len(r["conditions"]) == f["shots"] for r in f["runs"])
+        assert f["runs"][0]["conditions"] != f["runs"][1]["conditions"]  # repeats draw other conditions
+        for key in ("fid", "kid", "precision", "recall", "consistency", "diversity"):
+            assert set(f[key]) == {"mean", "std"} and f[key]["mean"] == f[key]["mean"]  # not nan
+    assert [r["guidance"] for r in m["guidance"]] == [0.0, 2.0]
+    on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert on_disk["few_shot"][0]["fid"] == m["few_shot"][0]["fid"]
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert "plots/few_shot.png" in html and "plots/guidance.png" in html and "grids/shots2.png" in html
+    for p in ("plots/few_shot.png", "plots/guidance.png", "grids/guidance0.png", "samples/conditions.json",
+              "samples/guidance2/000/0.png"):
+        assert (tmp_path / "a" / p).exists(), p
+    # the same seed: the same conditions and the same scores; another seed: other conditions
+    again = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "b")
+    strip = lambda mm: [[{k: v for k, v in r.items() if k != "seconds"} for r in f["runs"]]  # noqa: E731
+                        for f in mm["few_shot"]]
+    assert strip(again) == strip(m)
+    other = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "c", seed=7)
+    assert strip(other) != strip(m)
+    with pytest.raises(UserError, match="not empty"):
+        _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "a")
+
+
+def test_more_shots_than_reference_images_is_a_clear_error(settings, untrained_pipeline, reference_folder, tmp_path):
+    with pytest.raises(UserError, match=r"--shots \[7\]"):
+        _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "x", shots=[7], num_samples=8)
+
+
+class _MeanColour(torch.nn.Module):
+    """A stand-in 'Inception': uint8 [B, 3, H, W] → per-channel means and a coarse 2×2 pooling."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() / 255
+        return torch.cat([x.mean(dim=(2, 3)), torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)], dim=1)
+
+
+def test_inception_features_load_a_local_torchscript_file(settings, untrained_pipeline, reference_folder, tmp_path):
+    weights = tmp_path / "inception.pt"
+    torch.jit.script(_MeanColour()).save(str(weights))
+    m = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "inc", features="inception",
+                  inception_weights=str(weights), shots=[2], repeats=1, guidance_scales=[2.0])
+    assert m["features"] == "inception" and m["few_shot"][0]["fid"]["mean"] >= 0
+    # without a file, or with a file that is neither TorchScript nor loadable weights: one clear error
+    with pytest.raises(UserError, match="--inception-weights FILE"):
+        _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "n1", features="inception")
+    (tmp_path / "junk.pth").write_bytes(b"not weights")
+    with pytest.raises(UserError, match="junk.pth"):
+        _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "n2", features="inception",
+                  inception_weights=str(tmp_path / "junk.pth"))
+
+
+def test_cli_evaluate(untrained_pipeline, reference_folder, tmp_path, capsys):
+    from semantica.cli import main
+    rc = main(["evaluate", "--model", str(untrained_pipeline), "--reference", str(reference_folder), "-o",
+               str(tmp_path / "e"), "--shots", "1,3", "--num-samples", "4", "--repeats", "1", "--steps", "2",
+               "--guidance-scales", "0,1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "k=1:" in out and "k=3:" in out and (tmp_path / "e" / "report.html").exists()
+    assert main(["evaluate", "--model", str(tmp_path), "--reference", str(reference_folder), "-o",
+                 str(tmp_path / "f")]) == 2
+    assert "no model_index.json" in capsys.readouterr().err
