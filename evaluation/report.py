@@ -105,8 +105,12 @@ def write_report(out: Path, metrics: dict) -> Path:
         tt = metrics["topic_transfer"]
         parts += ["<h2>Topic transfer (sample web)</h2>", f"<p>{html.escape(tt['summary'])}</p>"]
     parts.append("<h2>Grids (condition left, variations right)</h2>")
-    for g in sorted((out / "grids").glob("*.png")):
-        parts.append(f"<h3>{html.escape(g.stem)}</h3><img src='grids/{g.name}'>")
+    grids = [(f"k = {f['shots']} (first seed)", f"shots{f['shots']}.png") for f in metrics["few_shot"]]
+    grids += [(f"guidance {r['guidance']:g} (k = {r['shots']})", f"guidance{r['guidance']:g}.png")
+              for r in metrics["guidance"]]
+    for title, name in grids:
+        if (out / "grids" / name).exists():
+            parts.append(f"<h3>{html.escape(title)}</h3><img src='grids/{name}'>")
     path = out / "report.html"
     path.write_text("\n".join(parts) + "\n")
     return path
