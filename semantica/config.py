@@ -283,6 +283,8 @@ def load_settings(path: Optional[Path] = None, profile: str = "local",
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    # `--set stages.…` wins over the profile's own stage overrides too: applied after the merge
+    stage_overrides = [o for o in overrides if o.partition("=")[0].strip().startswith("stages.")]
     for item in overrides:
         _apply_override(raw, item, path)
     _only_keys(raw, {"stages", "models", "profiles"}, str(path), "")
@@ -303,6 +305,9 @@ def load_settings(path: Optional[Path] = None, profile: str = "local",
             raise ConfigError(f"{path}: profiles.{name}.model: {prof.model!r} is not one of "
                               f"models ({', '.join(models)})")
         merged = _merge(copy.deepcopy(raw["stages"]), prof.stages)
+        if name == profile:
+            for item in stage_overrides:
+                _apply_override({"stages": merged}, item, path)
         # base stages passed above, so an error here comes from the profile's overrides
         stages = _build(Stages, merged, where, f"profiles.{name}.stages")
         if name == profile:

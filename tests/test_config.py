@@ -27,7 +27,8 @@ def test_every_profile_loads():
 def test_set_overrides_yaml():
     s = load_settings(YAML, "local", ["stages.mine.dedup.page_hamming=3", "stages.evaluate.shots=[1, 2]"])
     assert s.stages.mine.dedup.page_hamming == 3
-    assert s.stages.evaluate.shots == (1, 2)
+    assert s.stages.evaluate.shots == (1, 2)   # over the local profile's own shots
+    assert load_settings(YAML, "local", ["stages.filter.high=0.9"]).stages.filter.high == 0.9
 
 
 @pytest.mark.parametrize("override, message", [
