@@ -54,7 +54,8 @@ class Evaluator:
         self.guidance, self.k_nearest = guidance, k_nearest
         log.info("embedding %d reference images (%s features)", len(reference.images), space.name)
         self.ref_features = space(reference.images)
-        self.ref_embeddings = self.ref_features if space.name == "encoder" else encoder.embed_pil(reference.images)
+        self.ref_embeddings = self.ref_features if space.name == "encoder" else \
+            encoder.embed_pil(reference.images).double().cpu()
 
     def conditions(self, k: int, repeat: int) -> list[int]:
         rng = np.random.default_rng(run_seed(self.ev.seed, k, repeat))

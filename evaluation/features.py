@@ -46,7 +46,8 @@ class InceptionFeatures:
     name = "inception"
 
     def __init__(self, module: torch.nn.Module, batch_size: int = 32):
-        self.module, self.batch_size = module.eval(), batch_size
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.module, self.batch_size = module.eval().to(self.device), batch_size
 
     @torch.no_grad()
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -54,7 +55,7 @@ class InceptionFeatures:
         for i in range(0, len(images), self.batch_size):
             batch = np.stack([np.asarray(im.convert("RGB").resize((INCEPTION_SIZE,) * 2, Image.BICUBIC))
                               for im in images[i:i + self.batch_size]])
-            out = self.module(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous())
+            out = self.module(torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous().to(self.device))
             out = out[0] if isinstance(out, (tuple, list)) else out
             rows.append(out.reshape(len(batch), -1).double().cpu())
         return torch.cat(rows) if rows else torch.zeros(0, 2048, dtype=torch.float64)

@@ -13,15 +13,16 @@ from semantica.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def load_pipeline(model: Path):
-    """A training run (RUN_DIR/pipeline) or an exported pipeline folder."""
+def load_pipeline(model: Path, device: Optional[str] = None):
+    """A training run (RUN_DIR/pipeline) or an exported pipeline folder, on the GPU when there is one."""
+    import torch
     from semantica.training.pipeline import SemanticaPipeline
     model = Path(model)
     folder = model / "pipeline" if (model / "pipeline" / "model_index.json").exists() else model
     if not (folder / "model_index.json").exists():
         raise UserError(f"{model}: neither a training run (RUN_DIR/pipeline) nor an exported pipeline "
                         f"(no model_index.json)")
-    return SemanticaPipeline.from_pretrained(folder)
+    return SemanticaPipeline.from_pretrained(folder).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def grid(rows: Sequence[Sequence[Image.Image]], cell: int = 96, gap: int = 4) -> Image.Image:
