@@ -2,8 +2,9 @@
 
 Few-shot: for each k in `shots` and each repeat, condition on k reference images drawn at random
 (seeded by (seed, k, repeat)), generate `num_samples` images in all (split evenly over the k
-conditions), and score them against the *whole* reference set: FID, KID, precision, recall in the
-chosen feature space; consistency and diversity in the frozen encoder's space. Repeats give
+conditions), and score them against the *whole* reference set (FID, KID; precision and recall against a seeded
+subsample of the reference of the generated set's size, as the metric's authors compare sets of
+one size) in the chosen feature space; consistency and diversity in the frozen encoder's space. Repeats give
 mean ± std. Guidance sweep: the conditions of the largest k's first repeat, sampled at each
 guidance scale, so consistency and diversity can be read side by side.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from statistics import mean, stdev
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SCORES = ("fid", "kid", "precision", "recall", "consistency", "diversity")
 GRID_ROWS, GRID_COLS = 8, 8
+K_NEAREST = 3  # the k of precision/recall's k-NN radii (Kynkäänniemi et al.)
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -75,7 +78,11 @@ class Evaluator:
             groups.append(emb[start:start + len(group)])
             start += len(group)
         kid, kid_std = kernel_distance(self.ref_features, feats, seed=seed)
-        precision, recall = precision_recall(self.ref_features, feats, k=self.k_nearest)
+        # precision/recall on sets of one size (as Kynkäänniemi et al.): k-NN radii grow as a set
+        # thins out, so a small generated set against the whole reference would inflate recall
+        n = min(len(feats), len(self.ref_features))
+        rows = np.random.default_rng(seed).choice(len(self.ref_features), size=n, replace=False)
+        precision, recall = precision_recall(self.ref_features[np.sort(rows)], feats[:n], k=self.k_nearest)
         return {"fid": frechet_distance(self.ref_features, feats), "kid": kid, "kid_std": kid_std,
                 "precision": precision, "recall": recall,
                 "consistency": consistency(self.ref_embeddings[list(cond)], groups), "diversity": diversity(groups)}
@@ -87,11 +94,19 @@ class Evaluator:
 
 
 def _summary(runs: list[dict]) -> dict:
+    """Mean ± std over the repeats; a score a run could not measure (None: e.g. diversity with one
+    variation per condition) is left out, and is None when no run measured it."""
     out = {}
     for key in SCORES:
-        vals = [r[key] for r in runs]
-        out[key] = {"mean": mean(vals), "std": stdev(vals) if len(vals) > 1 else 0.0}
+        vals = [r[key] for r in runs if r[key] is not None]
+        std = stdev(vals) if len(vals) > 1 else 0.0
+        out[key] = {"mean": mean(vals), "std": std} if vals else {"mean": None, "std": None}
     return out
+
+
+def _measured(scores: dict) -> dict:
+    """NaN (not measurable) → None, so metrics.json stays valid JSON."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in scores.items()}
 
 
 def _save_samples(folder: Path, names: list[str], samples: list[list]) -> None:
@@ -112,13 +127,13 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     from semantica.evaluation.report import write_report
     t0 = time.perf_counter()
     ev = settings.stages.evaluate
-    changes = {k: v for k, v in dict(shots=tuple(shots) if shots else None, num_samples=num_samples,
+    changes = {k: v for k, v in dict(shots=tuple(shots) if shots is not None else None, num_samples=num_samples,
                                      features=features, repeats=repeats, guidance=guidance,
-                                     guidance_scales=tuple(guidance_scales) if guidance_scales else None,
+                                     guidance_scales=tuple(guidance_scales) if guidance_scales is not None else None,
                                      steps=steps, scheduler=scheduler, seed=seed,
                                      inception_weights=inception_weights).items() if v is not None}
     ev = dataclasses.replace(ev, **changes)
-    if ev.num_samples < 4 or ev.repeats < 1 or any(k < 1 for k in ev.shots):
+    if ev.num_samples < 4 or ev.repeats < 1 or not ev.shots or any(k < 1 for k in ev.shots):
         raise UserError(f"evaluate: num_samples ≥ 4, repeats ≥ 1 and shots ≥ 1 needed "
                         f"(got {ev.num_samples}, {ev.repeats}, {list(ev.shots)})")
     out = Path(out)
@@ -136,11 +151,14 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
         enc = pipe.encoder
     space = load_features(ev.features, enc, ev.inception_weights or None)
     ref = load_reference(reference, limit=max_reference)
+    if len(ref.images) < K_NEAREST + 1:
+        raise UserError(f"--reference {reference}: {len(ref.images)} readable images; precision/recall need at "
+                        f"least {K_NEAREST + 1}")
     too_many = [k for k in ev.shots if k > len(ref.images) or k > ev.num_samples]
     if too_many:
         raise UserError(f"--shots {too_many}: more conditions than reference images ({len(ref.images)}) "
                         f"or samples ({ev.num_samples})")
-    evaluator = Evaluator(pipe, ref, space, enc, ev, ev.guidance)
+    evaluator = Evaluator(pipe, ref, space, enc, ev, ev.guidance, k_nearest=K_NEAREST)
     k_sweep = max(ev.shots)
     jobs = [("few-shot", k, r, ev.guidance) for k in ev.shots for r in range(ev.repeats)]
     jobs += [("guidance", k_sweep, 0, g) for g in ev.guidance_scales]
@@ -154,14 +172,14 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
         else:
             t = time.perf_counter()
             samples = evaluator.sample(cond, g, seed_run)
-            scores = evaluator.score(cond, samples, seed_run)
+            scores = _measured(evaluator.score(cond, samples, seed_run))
             scores["seconds"] = round(time.perf_counter() - t, 2)
-            cache[(k, r, g)] = samples, scores
+            if (k, r) == (k_sweep, 0) and g == ev.guidance:
+                cache[(k, r, g)] = samples, scores
         run = {"shots": k, "repeat": r, "guidance": g, "seed": seed_run,
                "conditions": [ref.names[i] for i in cond], **scores}
-        log.info("%s k=%d repeat=%d guidance=%g: FID %.4f, KID %.4f, precision %.3f, recall %.3f, consistency "
-                 "%.3f, diversity %.3f", kind, k, r, g, scores["fid"], scores["kid"], scores["precision"],
-                 scores["recall"], scores["consistency"], scores["diversity"])
+        log.info("%s k=%d repeat=%d guidance=%g: %s", kind, k, r, g, ", ".join(
+            f"{key} {scores[key]:.4f}" if scores[key] is not None else f"{key} n/a" for key in SCORES))
         if kind == "few-shot":
             few_shot[k].append(run)
             if r == 0:
@@ -181,6 +199,6 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
         "few_shot": [{"shots": k, **_summary(runs), "runs": runs} for k, runs in few_shot.items()],
         "guidance": sweep, "seconds": round(time.perf_counter() - t0, 1),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     write_report(out, metrics)
     return metrics

@@ -75,14 +75,17 @@ def load_reference(path: Path, limit: Optional[int] = None, max_pixels: int = 64
     files = [] if path.is_file() and path.suffix != ".parquet" else _parquet_files(path)
     if files:
         for f in files:
+            if limit and len(ref.images) >= limit:
+                break
             schema = pq.read_schema(f)
             col = next((c for c in BYTES_COLUMNS if c in schema.names), None)
             if col is None:
                 raise UserError(f"--reference {f}: no image column (one of {', '.join(BYTES_COLUMNS)}); "
                                 f"columns: {', '.join(schema.names)}")
             label_col = next((c for c in LABEL_COLUMNS if c in schema.names), None)
-            table = pq.read_table(f, columns=[col] + ([label_col] if label_col else []))
-            for i, row in enumerate(table.to_pylist()):
+            rows = (row for batch in pq.ParquetFile(f).iter_batches(batch_size=256, columns=[col] + (
+                [label_col] if label_col else [])) for row in batch.to_pylist())  # streamed, not the whole file
+            for i, row in enumerate(rows):
                 data = row[col]["bytes"] if isinstance(row[col], dict) else row[col]
                 where = f"{f}#{i}"
                 try:

@@ -8,6 +8,17 @@ LABELS = {"fid": "FID ↓", "kid": "KID ↓", "precision": "precision ↑", "rec
           "consistency": "consistency ↑", "diversity": "diversity ↑"}
 
 
+def fmt(v, digits: int = 4) -> str:
+    """A score, or a mean ± std summary, for print; n/a where nothing was measured."""
+    if isinstance(v, dict):
+        return "n/a" if v["mean"] is None else f"{v['mean']:.{digits}f}±{v['std']:.{digits}f}"
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else v
+
+
 def _plots(out: Path, metrics: dict) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
@@ -21,7 +32,7 @@ def _plots(out: Path, metrics: dict) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, keys in zip(axes, (("fid",), ("kid",), ("precision", "recall"))):
         for key in keys:
-            ax.errorbar(ks, [f[key]["mean"] for f in few], yerr=[f[key]["std"] for f in few], marker="o",
+            ax.errorbar(ks, [_num(f[key]["mean"]) for f in few], yerr=[_num(f[key]["std"]) for f in few], marker="o",
                         capsize=3, label=LABELS[key])
         ax.set_xscale("log")
         ax.set_xticks(ks, [str(k) for k in ks])
@@ -41,21 +52,21 @@ def _plots(out: Path, metrics: dict) -> list[Path]:
     if sweep:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
         ax = axes[0]
-        ax.plot([s["diversity"] for s in sweep], [s["consistency"] for s in sweep], marker="o")
+        ax.plot([_num(s["diversity"]) for s in sweep], [_num(s["consistency"]) for s in sweep], marker="o")
         for s in sweep:
-            ax.annotate(f"g={s['guidance']:g}", (s["diversity"], s["consistency"]), textcoords="offset points",
-                        xytext=(5, 5))
+            ax.annotate(f"g={s['guidance']:g}", (_num(s["diversity"]), _num(s["consistency"])),
+                        textcoords="offset points", xytext=(5, 5))
         ax.set_xlabel(LABELS["diversity"] + " (mean pairwise 1−cos)")
         ax.set_ylabel(LABELS["consistency"] + " (cos to condition)")
         ax.set_title("consistency vs diversity across guidance")
         ax = axes[1]
         gs = [s["guidance"] for s in sweep]
-        ax.plot(gs, [s["fid"] for s in sweep], marker="o", label=LABELS["fid"])
+        ax.plot(gs, [_num(s["fid"]) for s in sweep], marker="o", label=LABELS["fid"])
         ax.set_xlabel("guidance scale")
         ax.set_ylabel(LABELS["fid"])
         ax2 = ax.twinx()
-        ax2.plot(gs, [s["precision"] for s in sweep], marker="s", color="tab:green", label=LABELS["precision"])
-        ax2.plot(gs, [s["recall"] for s in sweep], marker="^", color="tab:red", label=LABELS["recall"])
+        ax2.plot(gs, [_num(s["precision"]) for s in sweep], marker="s", color="tab:green", label=LABELS["precision"])
+        ax2.plot(gs, [_num(s["recall"]) for s in sweep], marker="^", color="tab:red", label=LABELS["recall"])
         ax2.set_ylim(0, 1.05)
         ax2.legend(loc="lower right")
         ax.set_title(f"k={sweep[0]['shots']}: FID, precision, recall")
@@ -68,9 +79,12 @@ def _plots(out: Path, metrics: dict) -> list[Path]:
 
 def _table(rows: list[dict], first: str, key_of) -> str:
     head = "".join(f"<th>{html.escape(LABELS[k])}</th>" for k in LABELS)
-    body = "".join(f"<tr><td>{html.escape(str(key_of(r)))}</td>" + "".join(
-        f"<td>{r[k]['mean']:.4f} ± {r[k]['std']:.4f}</td>" if isinstance(r[k], dict) else f"<td>{r[k]:.4f}</td>"
-        for k in LABELS) + "</tr>" for r in rows)
+    def cell(v) -> str:
+        if isinstance(v, dict):
+            return "<td>n/a</td>" if v["mean"] is None else f"<td>{v['mean']:.4f} ± {v['std']:.4f}</td>"
+        return "<td>n/a</td>" if v is None else f"<td>{v:.4f}</td>"
+    body = "".join(f"<tr><td>{html.escape(str(key_of(r)))}</td>" + "".join(cell(r[k]) for k in LABELS) + "</tr>"
+                   for r in rows)
     return f"<table><tr><th>{html.escape(first)}</th>{head}</tr>{body}</table>"
 
 
@@ -86,7 +100,8 @@ def write_report(out: Path, metrics: dict) -> Path:
         "<h1>Semantica evaluation</h1>",
         f"<p>Model <code>{html.escape(metrics['model'])}</code>; reference <code>{html.escape(ref['path'])}</code> "
         f"({ref['images']} images{', skipped ' + html.escape(str(ref['skipped'])) if ref['skipped'] else ''}); "
-        f"features: <b>{html.escape(metrics['features'])}</b> (encoder <code>{html.escape(metrics['encoder'])}</code>); "
+        f"features: <b>{html.escape(metrics['features'])}</b> "
+        f"(encoder <code>{html.escape(metrics['encoder'])}</code>); "
         f"{s['num_samples']} samples per run, {s['steps']} {html.escape(s['scheduler'])} steps, seed {s['seed']}. "
         f"Consistency and diversity are always measured in the encoder's space.</p>",
         "<h2>Few-shot generation</h2>",

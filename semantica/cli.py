@@ -145,15 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an image folder (sub-folders = labels) or Parquet file(s) with an image bytes column")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
     sp.add_argument("--shots", type=_int_list, metavar="K,K,…", help="conditioning set sizes (stages.evaluate.shots)")
-    sp.add_argument("--num-samples", type=int, metavar="N", help="images generated per run (stages.evaluate.num_samples)")
+    sp.add_argument("--num-samples", type=int, metavar="N",
+                    help="images generated per run (stages.evaluate.num_samples)")
     sp.add_argument("--repeats", type=int, help="seeds per k (stages.evaluate.repeats)")
     sp.add_argument("--features", choices=("encoder", "inception"), help="feature space of FID/KID/precision/recall "
                     "(stages.evaluate.features)")
-    sp.add_argument("--inception-weights", metavar="FILE", help="local Inception-v3 FID weights for --features inception")
+    sp.add_argument("--inception-weights", metavar="FILE",
+                    help="local Inception-v3 FID weights for --features inception")
     sp.add_argument("--encoder", help="hub id or folder of the encoder for encoder features, consistency and "
                     "diversity (default: the model's own)")
     sp.add_argument("--guidance", type=float, help="guidance of the few-shot runs (stages.evaluate.guidance)")
-    sp.add_argument("--guidance-scales", type=_float_list, metavar="G,G,…", help="the sweep (stages.evaluate.guidance_scales)")
+    sp.add_argument("--guidance-scales", type=_float_list, metavar="G,G,…",
+                    help="the sweep (stages.evaluate.guidance_scales; empty: none)")
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, help="stages.evaluate.seed")
@@ -280,13 +283,14 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 @command("evaluate")
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.evaluation.evaluate import run_evaluate
+    from semantica.evaluation.report import fmt
     m = run_evaluate(settings, args.model, args.reference, args.output, shots=args.shots, num_samples=args.num_samples,
                      features=args.features, repeats=args.repeats, guidance=args.guidance,
                      guidance_scales=args.guidance_scales, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
                      encoder=args.encoder, inception_weights=args.inception_weights,
                      max_reference=args.max_reference, overwrite=args.overwrite)
     for f in m["few_shot"]:
-        print(f"k={f['shots']}: " + ", ".join(f"{key} {f[key]['mean']:.4f}±{f[key]['std']:.4f}"
+        print(f"k={f['shots']}: " + ", ".join(f"{key} {fmt(f[key])}"
                                               for key in ("fid", "kid", "precision", "recall", "consistency",
                                                           "diversity")))
     print(f"{args.output}: metrics.json, report.html ({m['features']} features, {m['seconds']}s)")

@@ -53,7 +53,7 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     from semantica.mining.sweep import write_sweep
     from semantica.evaluation.evaluate import run_evaluate
     from semantica.evaluation.generate import generate
-    from semantica.evaluation.report import write_report
+    from semantica.evaluation.report import fmt, write_report
     from semantica.sample_web.topics import TopicClassifier, load_pictures, topic_transfer, write_reference
     from semantica.tiny_encoder import train_tiny_encoder
     from semantica.training.trainer import run_train
@@ -145,10 +145,10 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     print(f"demo: variations (input left, 4 variations right): {grid_path}")
     for f in ev["few_shot"]:
         print(f"demo: few-shot k={f['shots']}: " + ", ".join(
-            f"{key} {f[key]['mean']:.3f}±{f[key]['std']:.3f}" for key in ("fid", "precision", "recall",
+            f"{key} {fmt(f[key], 3)}" for key in ("fid", "precision", "recall",
                                                                           "consistency", "diversity")))
     print("demo: guidance sweep (consistency / diversity): " + ", ".join(
-        f"{r['guidance']:g}: {r['consistency']:.2f} / {r['diversity']:.2f}" for r in ev["guidance"]))
+        f"{r['guidance']:g}: {fmt(r['consistency'], 2)} / {fmt(r['diversity'], 2)}" for r in ev["guidance"]))
     print(f"demo: topic transfer: {transfer['summary']}")
     print(f"demo: report: {report} (metrics: {out / 'evaluation' / 'metrics.json'})")
     print("demo: stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import zlib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +26,7 @@ def _gauss(n, d, seed, shift=0.0):
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     a = _gauss(400, 8, 0)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
-    # two samples of one Gaussian: small; a mean shift of 1 in each of 8 dims adds ‖Δμ‖² = 8
+    # two samples of one Gaussian: small; a mean shift of 1 in each of 8 dims adds about ‖Δμ‖² = 8
     same = frechet_distance(a, _gauss(400, 8, 1))
     shifted = frechet_distance(a, _gauss(400, 8, 1, shift=1.0))
     assert same < 0.5 and shifted == pytest.approx(8 + same, abs=0.6)
@@ -47,9 +48,9 @@ def test_precision_recall_match_values_worked_out_by_hand():
     # manifold is [-1, 4]. Fakes 0.5 and 10: 0.5 is inside, 10 is not → precision 1/2. Their own
     # radius is 9.5 (each other's distance): the ball around 0.5 covers all four real points → recall 1.
     assert precision_recall(real, torch.tensor([[0.5], [10.0]]), k=1) == (0.5, 1.0)
-    # Fakes 0.2, 0.4, 0.6: radii 0.2 each; the fake manifold is [0, 0.8] → only real 0 is covered
+    # Fakes 0.1, 0.3, 0.5: radii 0.2 each; the fake manifold is [-0.1, 0.7] → only real 0 is covered
     # → recall 1/4; all three fakes lie within 1 of real 0 → precision 1.
-    assert precision_recall(real, torch.tensor([[0.2], [0.4], [0.6]]), k=1) == (1.0, 0.25)
+    assert precision_recall(real, torch.tensor([[0.1], [0.3], [0.5]]), k=1) == (1.0, 0.25)
     # k=2 in 2-D: real corners of a unit square; each corner's neighbours are at 1, 1 and √2, so
     # its 2nd-nearest radius is 1. Fake (0.5, 0.5) is 0.71 from every corner: inside; (3, 3) is 2.83
     # from (1, 1): outside; (1.5, 1) is 0.5 from (1, 1): inside → precision 2/3.
@@ -90,20 +91,37 @@ def test_reference_folder_labels_by_subfolder_and_skips_bad_files(tmp_path):
     assert ref.skipped == {"undecodable": 1}
 
 
+def test_reference_pixel_cap_skips_a_real_image_over_it(tmp_path):
+    for i in range(2):
+        (tmp_path / f"small{i}.png").write_bytes(_png("red"))            # 400 pixels
+    (tmp_path / "large.png").write_bytes(_png("blue", (64, 64)))         # 4,096 pixels
+    ref = load_reference(tmp_path, max_pixels=1000)
+    assert len(ref.images) == 2 and ref.skipped == {"undecodable": 1}
+    assert len(load_reference(tmp_path).images) == 3
+
+
+def _bomb_png(side: int) -> bytes:
+    """A 10×10 PNG whose header (CRC fixed) claims side × side pixels: refused before decoding."""
+    buf = io.BytesIO()
+    Image.new("1", (10, 10)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = side.to_bytes(4, "big") * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
+
+
 def test_reference_parquet_from_mining_and_hostile_rows(tmp_path):
-    # a decompression bomb: a tiny PNG header claiming 100 000 × 100 000 pixels is refused before decoding
-    bomb = io.BytesIO()
-    Image.new("1", (10, 10)).save(bomb, "PNG")
-    data = bytearray(bomb.getvalue())
-    data[16:24] = (100_000).to_bytes(4, "big") * 2
     rows = [{"image_id": "a", "bytes": _png("red")}, {"image_id": "b", "bytes": b"garbage"},
-            {"image_id": "c", "bytes": bytes(data)}, {"image_id": "d", "bytes": _png("green")}]
+            {"image_id": "c", "bytes": _bomb_png(100_000)}, {"image_id": "d", "bytes": _png("green")},
+            {"image_id": "e", "bytes": None}]
     (tmp_path / "images").mkdir()
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "images" / "part-0.parquet")
     pq.write_table(pa.Table.from_pylist([{"pair_id": "x"}]), tmp_path / "images" / "pairs-0.parquet")
     ref = load_reference(tmp_path)  # a mining output folder: reads DIR/images/*.parquet
-    assert len(ref.images) == 2 and ref.skipped == {"undecodable": 2} and ref.labels == [None, None]
+    assert len(ref.images) == 2 and ref.skipped == {"undecodable": 3} and ref.labels == [None, None]
     assert ref.names[0].endswith("part-0.parquet#0")
+    pq.write_table(pa.Table.from_pylist([{"bytes": _png("blue")}] * 3), tmp_path / "images" / "part-1.parquet")
+    assert len(load_reference(tmp_path, limit=3).images) == 3  # the limit holds across files
     pq.write_table(pa.Table.from_pylist([{"url": "x"}]), tmp_path / "nocol.parquet")
     with pytest.raises(UserError, match="nocol.parquet: no image column"):
         load_reference(tmp_path / "nocol.parquet")
@@ -215,3 +233,13 @@ def test_cli_evaluate(untrained_pipeline, reference_folder, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path), "--reference", str(reference_folder), "-o",
                  str(tmp_path / "f")]) == 2
     assert "no model_index.json" in capsys.readouterr().err
+
+
+def test_one_variation_per_condition_leaves_diversity_unmeasured(settings, untrained_pipeline, reference_folder,
+                                                                  tmp_path):
+    m = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "d", shots=[4], num_samples=4,
+                  guidance_scales=[])
+    f = m["few_shot"][0]
+    assert f["diversity"] == {"mean": None, "std": None} and f["consistency"]["mean"] is not None
+    assert "n/a" in (tmp_path / "d" / "report.html").read_text()
+    json.loads((tmp_path / "d" / "metrics.json").read_text())  # valid JSON: no NaN

@@ -21,6 +21,11 @@ from semantica.training.model import ConditionAdapter
 SCHEDULERS = {"ddim": DDIMScheduler, "dpmsolver++": DPMSolverMultistepScheduler}
 
 
+def _image_seed(seed: int, image: int, variation: int) -> int:
+    """A distinct 63-bit seed per (seed, input, variation), however many of each."""
+    return int(np.random.SeedSequence([seed, image, variation]).generate_state(1, np.uint64)[0] >> 1)
+
+
 class SemanticaPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "unet"
 
@@ -79,7 +84,7 @@ class SemanticaPipeline(DiffusionPipeline):
             chunk = jobs[start:start + batch_size]
             # one generator per output image: its noise depends on (seed, input, variation) only
             noise = torch.stack([torch.randn((3, res, res), generator=torch.Generator().manual_seed(
-                seed * 1_000_003 + i * 1009 + k)) for i, k in chunk]).to(device, self.unet.dtype)
+                _image_seed(seed, i, k))) for i, k in chunk]).to(device, self.unet.dtype)
             cond = self.adapter(tokens[[i for i, _ in chunk]])
             uncond = self.adapter.unconditional(len(chunk)).to(cond.dtype)
             x = noise * self.scheduler.init_noise_sigma

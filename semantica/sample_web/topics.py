@@ -94,6 +94,9 @@ def topic_transfer(classifier: TopicClassifier, samples: Path, num_topics: int) 
     for folder in sorted(Path(samples).glob("guidance*"), key=lambda p: float(p.name[len("guidance"):])):
         hits = total = 0
         for c in conditions:
+            if not str(c["label"]).startswith("topic"):
+                raise UserError(f"{samples}/conditions.json: condition {c['name']} has label {c['label']!r}, "
+                                f"not topic<T>: the reference was not written by write_reference")
             topic = int(str(c["label"]).removeprefix("topic"))
             files = sorted((folder / c["folder"]).glob("*.png"))
             with_topic = classifier.predict([Image.open(f).convert("RGB") for f in files])
