@@ -5,7 +5,8 @@ Few-shot: for each k in `shots` and each repeat, condition on k reference images
 conditions), and score them against the *whole* reference set (FID, KID; precision and recall against a seeded
 subsample of the reference of the generated set's size, as the metric's authors compare sets of
 one size) in the chosen feature space; consistency and diversity in the frozen encoder's space. Repeats give
-mean ± std. Guidance sweep: the conditions of the largest k's first repeat, sampled at each
+mean ± std. With a labelled reference (`per_class`), the same over one random image per label.
+Guidance sweep: the conditions of the largest k's first repeat, sampled at each
 guidance scale, so consistency and diversity can be read side by side.
 
 Writes OUT/metrics.json, OUT/report.html, OUT/plots/*.png, OUT/grids/*.png and the sweep's
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 SCORES = ("fid", "kid", "precision", "recall", "consistency", "diversity")
 GRID_ROWS, GRID_COLS = 8, 8
 K_NEAREST = 3  # the k of precision/recall's k-NN radii (Kynkäänniemi et al.)
+PER_CLASS = 0  # the "k" of the one-image-per-label runs (never a real shot count)
 
 
 def split_evenly(total: int, parts: int) -> list[int]:
@@ -62,6 +64,11 @@ class Evaluator:
 
     def conditions(self, k: int, repeat: int) -> list[int]:
         rng = np.random.default_rng(run_seed(self.ev.seed, k, repeat))
+        if k == PER_CLASS:  # one random image of each label
+            by_label: dict = {}
+            for i, label in enumerate(self.ref.labels):
+                by_label.setdefault(label, []).append(i)
+            return sorted(int(rng.choice(by_label[label])) for label in sorted(by_label))
         return sorted(rng.choice(len(self.ref.images), size=k, replace=False).tolist())
 
     def sample(self, cond: Sequence[int], guidance: float, seed: int) -> list[list]:
@@ -122,7 +129,8 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
                  guidance: Optional[float] = None, guidance_scales: Optional[Sequence[float]] = None,
                  steps: Optional[int] = None, scheduler: Optional[str] = None, seed: Optional[int] = None,
                  encoder: Optional[str] = None, inception_weights: Optional[str] = None,
-                 max_reference: Optional[int] = None, overwrite: bool = False) -> dict:
+                 max_reference: Optional[int] = None, per_class: Optional[bool] = None,
+                 overwrite: bool = False) -> dict:
     import dataclasses
     from semantica.evaluation.report import write_report
     t0 = time.perf_counter()
@@ -131,7 +139,8 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
                                      features=features, repeats=repeats, guidance=guidance,
                                      guidance_scales=tuple(guidance_scales) if guidance_scales is not None else None,
                                      steps=steps, scheduler=scheduler, seed=seed,
-                                     inception_weights=inception_weights).items() if v is not None}
+                                     inception_weights=inception_weights, per_class=per_class).items()
+               if v is not None}
     ev = dataclasses.replace(ev, **changes)
     if ev.num_samples < 4 or ev.repeats < 1 or not ev.shots or any(k < 1 for k in ev.shots):
         raise UserError(f"evaluate: num_samples ≥ 4, repeats ≥ 1 and shots ≥ 1 needed "
@@ -161,8 +170,15 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     evaluator = Evaluator(pipe, ref, space, enc, ev, ev.guidance, k_nearest=K_NEAREST)
     k_sweep = max(ev.shots)
     jobs = [("few-shot", k, r, ev.guidance) for k in ev.shots for r in range(ev.repeats)]
+    labels = sorted({x for x in ref.labels if x is not None})
+    if ev.per_class and len(labels) > 1 and len(labels) <= ev.num_samples:
+        jobs += [("per-class", PER_CLASS, r, ev.guidance) for r in range(ev.repeats)]
+    elif ev.per_class:
+        log.info("per-class runs skipped: the reference has %d labels (needs 2 to num_samples=%d)", len(labels),
+                 ev.num_samples)
     jobs += [("guidance", k_sweep, 0, g) for g in ev.guidance_scales]
     few_shot: dict = {k: [] for k in ev.shots}
+    per_class: list = []
     sweep, cache = [], {}
     for kind, k, r, g in progress(jobs, desc="evaluate", unit="run"):
         seed_run = run_seed(ev.seed, k, r)
@@ -184,6 +200,10 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
             few_shot[k].append(run)
             if r == 0:
                 evaluator.grid(cond, samples, out / "grids" / f"shots{k}.png")
+        elif kind == "per-class":
+            per_class.append({**run, "shots": len(cond)})
+            if r == 0:
+                evaluator.grid(cond, samples, out / "grids" / "per_class.png")
         else:
             sweep.append(run)
             evaluator.grid(cond, samples, out / "grids" / f"guidance{g:g}.png")
@@ -197,6 +217,7 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
                                            "skipped": ref.skipped},
         "features": space.name, "encoder": enc.name, "settings": dataclasses.asdict(ev),
         "few_shot": [{"shots": k, **_summary(runs), "runs": runs} for k, runs in few_shot.items()],
+        "per_class": {"shots": len(labels), **_summary(per_class), "runs": per_class} if per_class else None,
         "guidance": sweep, "seconds": round(time.perf_counter() - t0, 1),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")

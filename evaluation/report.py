@@ -15,6 +15,14 @@ def fmt(v, digits: int = 4) -> str:
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def summary_lines(metrics: dict, digits: int = 4) -> list[str]:
+    """One line per few-shot k (and for the one-per-label runs): every score, mean ± std."""
+    rows = [(f"k={f['shots']}", f) for f in metrics["few_shot"]]
+    if metrics.get("per_class"):
+        rows.append((f"one per label ({metrics['per_class']['shots']})", metrics["per_class"]))
+    return [f"{name}: " + ", ".join(f"{key} {fmt(f[key], digits)}" for key in LABELS) for name, f in rows]
+
+
 def _num(v) -> float:
     return float("nan") if v is None else v
 
@@ -107,7 +115,8 @@ def write_report(out: Path, metrics: dict) -> Path:
         "<h2>Few-shot generation</h2>",
         f"<p>Condition on k random reference images, generate {s['num_samples']} in all, score against the whole "
         f"reference set; mean ± std over {s['repeats']} seeds, guidance {s['guidance']:g}.</p>",
-        _table(metrics["few_shot"], "shots k", lambda r: r["shots"]),
+        _table(metrics["few_shot"] + ([metrics["per_class"]] if metrics.get("per_class") else []), "shots k",
+               lambda r: r["shots"] if r is not metrics.get("per_class") else f"one per label ({r['shots']})"),
         f"<p><img src='plots/{plots[0].name}'></p>",
     ]
     if metrics["guidance"]:
@@ -121,6 +130,7 @@ def write_report(out: Path, metrics: dict) -> Path:
         parts += ["<h2>Topic transfer (sample web)</h2>", f"<p>{html.escape(tt['summary'])}</p>"]
     parts.append("<h2>Grids (condition left, variations right)</h2>")
     grids = [(f"k = {f['shots']} (first seed)", f"shots{f['shots']}.png") for f in metrics["few_shot"]]
+    grids += [("one per label (first seed)", "per_class.png")]
     grids += [(f"guidance {r['guidance']:g} (k = {r['shots']})", f"guidance{r['guidance']:g}.png")
               for r in metrics["guidance"]]
     for title, name in grids:

@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, help="stages.evaluate.seed")
     sp.add_argument("--max-reference", type=int, metavar="N", help="read at most N reference images")
+    sp.add_argument("--per-class", action=argparse.BooleanOptionalAction, default=None,
+                    help="with a labelled reference, also condition on one image per label (stages.evaluate.per_class)")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
 
     sp = add("tiny-encoder", "Train the tiny stand-in encoder on a sample web (for offline runs and tests).")
@@ -283,16 +285,14 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 @command("evaluate")
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.evaluation.evaluate import run_evaluate
-    from semantica.evaluation.report import fmt
+    from semantica.evaluation.report import summary_lines
     m = run_evaluate(settings, args.model, args.reference, args.output, shots=args.shots, num_samples=args.num_samples,
                      features=args.features, repeats=args.repeats, guidance=args.guidance,
                      guidance_scales=args.guidance_scales, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
                      encoder=args.encoder, inception_weights=args.inception_weights,
-                     max_reference=args.max_reference, overwrite=args.overwrite)
-    for f in m["few_shot"]:
-        print(f"k={f['shots']}: " + ", ".join(f"{key} {fmt(f[key])}"
-                                              for key in ("fid", "kid", "precision", "recall", "consistency",
-                                                          "diversity")))
+                     max_reference=args.max_reference, per_class=args.per_class, overwrite=args.overwrite)
+    for line in summary_lines(m):
+        print(line)
     print(f"{args.output}: metrics.json, report.html ({m['features']} features, {m['seconds']}s)")
     return 0
 

@@ -178,6 +178,7 @@ class EvaluateConfig:
     guidance_scales: tuple[float, ...]
     features: str
     inception_weights: str
+    per_class: bool
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     from semantica.mining.sweep import write_sweep
     from semantica.evaluation.evaluate import run_evaluate
     from semantica.evaluation.generate import generate
-    from semantica.evaluation.report import fmt, write_report
+    from semantica.evaluation.report import fmt, summary_lines, write_report
     from semantica.sample_web.topics import TopicClassifier, load_pictures, topic_transfer, write_reference
     from semantica.tiny_encoder import train_tiny_encoder
     from semantica.training.trainer import run_train
@@ -143,10 +143,8 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     print(f"demo: trained {tstats['steps']} steps on {tstats['pairs']} pairs, final loss {tstats['final_loss']:.4f} "
           f"→ {tstats['pipeline']} (loss plot: {out / 'run' / 'loss.png'})")
     print(f"demo: variations (input left, 4 variations right): {grid_path}")
-    for f in ev["few_shot"]:
-        print(f"demo: few-shot k={f['shots']}: " + ", ".join(
-            f"{key} {fmt(f[key], 3)}" for key in ("fid", "precision", "recall",
-                                                                          "consistency", "diversity")))
+    for line in summary_lines(ev, 3):
+        print(f"demo: few-shot {line}")
     print("demo: guidance sweep (consistency / diversity): " + ", ".join(
         f"{r['guidance']:g}: {fmt(r['consistency'], 2)} / {fmt(r['diversity'], 2)}" for r in ev["guidance"]))
     print(f"demo: topic transfer: {transfer['summary']}")

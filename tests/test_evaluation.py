@@ -243,3 +243,16 @@ def test_one_variation_per_condition_leaves_diversity_unmeasured(settings, untra
     assert f["diversity"] == {"mean": None, "std": None} and f["consistency"]["mean"] is not None
     assert "n/a" in (tmp_path / "d" / "report.html").read_text()
     json.loads((tmp_path / "d" / "metrics.json").read_text())  # valid JSON: no NaN
+
+
+def test_per_class_runs_take_one_image_of_each_label(settings, untrained_pipeline, reference_folder, tmp_path):
+    m = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "p", shots=[1], guidance_scales=[],
+                  per_class=True)
+    pc = m["per_class"]
+    assert pc["shots"] == 2 and len(pc["runs"]) == 2
+    for run in pc["runs"]:  # one "warm" and one "cold" picture each time
+        assert sorted(c.split("/")[-2] for c in run["conditions"]) == ["cold", "warm"]
+    assert "one per label (2)" in (tmp_path / "p" / "report.html").read_text()
+    off = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "q", shots=[1], guidance_scales=[],
+                    per_class=False)
+    assert off["per_class"] is None
