@@ -171,13 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, default=300)
     sp.add_argument("--seed", type=int, default=0)
 
-    sp = add("run", "Run the stages in order for a profile: mine → filter → publish → train, each into its own "
-                    "folder under DIR (mined/, filtered/, published/, run/). Encoders come from "
-                    "stages.filter.encoder / stages.train.encoder (set them with --set for offline runs).")
+    sp = add("run", "Run the stages in order for a profile: mine → filter → publish → train (→ evaluate with "
+                    "--reference), each into its own folder under DIR (mined/, filtered/, published/, run/, "
+                    "evaluation/). Encoders come from stages.filter.encoder / stages.train.encoder (set them with "
+                    "--set for offline runs).")
     sp.add_argument("--input", "-i", dest="inputs", action="append", required=True, metavar="WARC",
                     help="as for `semantica mine --input` (repeatable)")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
     sp.add_argument("--allow-private-network", action="store_true", help="as for `semantica mine`")
+    sp.add_argument("--reference", type=Path, metavar="FOLDER_OR_PARQUET",
+                    help="also evaluate the trained model against this reference set (as `semantica evaluate`)")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR's stage folders")
 
     sp = add("demo", "The whole system on this machine: sample web and every stage that exists so far.")
@@ -322,6 +325,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{out / 'published'}: {p['pairs']} pairs published")
     t = run_train(settings, out / "filtered", out / "run")
     print(f"{out / 'run'}: {t['steps']} steps; pipeline {t['pipeline']}")
+    if args.reference:
+        from semantica.evaluation.evaluate import run_evaluate
+        from semantica.evaluation.report import summary_lines
+        m = run_evaluate(settings, out / "run", args.reference, out / "evaluation", overwrite=args.overwrite)
+        for line in summary_lines(m):
+            print(line)
+        print(f"{out / 'evaluation'}: metrics.json, report.html")
     return 0
 
 

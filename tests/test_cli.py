@@ -64,3 +64,27 @@ def test_sample_web_refuses_non_empty_output(tmp_path, capsys):
 
 def test_parser_builds_without_side_effects():
     assert build_parser().prog == "semantica"
+
+
+@pytest.mark.slow
+def test_run_goes_from_warcs_to_an_evaluation(sample_web, sample_web_port, tiny_encoder, tmp_path, capsys):
+    """`semantica run` end to end on the sample web: mine → filter → publish → train → evaluate."""
+    from PIL import Image
+    from semantica.sample_web import serve_sample_web
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for i, colour in enumerate(("red", "green", "blue", "orange", "purple")):
+        Image.new("RGB", (40, 40), colour).save(ref / f"{i}.png")
+    sets = ["stages.mine.download.allowed_hosts=[127.0.0.1, localhost]", f"stages.filter.encoder={tiny_encoder}",
+            f"stages.train.encoder={tiny_encoder}", "stages.train.max_steps=2", "stages.train.checkpoint_every=2",
+            "stages.evaluate.shots=[1]", "stages.evaluate.num_samples=4", "stages.evaluate.repeats=1",
+            "stages.evaluate.steps=2", "stages.evaluate.guidance_scales=[]"]
+    with serve_sample_web(sample_web, port=sample_web_port):
+        rc = main(["run", "--input", str(sample_web / "warc"), "-o", str(tmp_path / "all"), "--allow-private-network",
+                   "--reference", str(ref)] + [x for s in sets for x in ("--set", s)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for stage in ("mined/stats.json", "filtered/stats.json", "published/README.md", "run/pipeline/model_index.json",
+                  "evaluation/metrics.json", "evaluation/report.html"):
+        assert (tmp_path / "all" / stage).exists(), stage
+    assert "k=1:" in out
