@@ -54,9 +54,9 @@ def run_seed(seed: int, *keys: int) -> int:
 class Evaluator:
     """Holds the pipeline, the reference set and its features; samples and scores one run at a time."""
 
-    def __init__(self, pipe, reference, space, encoder, ev: EvaluateConfig, guidance: float, k_nearest: int = 3):
+    def __init__(self, pipe, reference, space, encoder, ev: EvaluateConfig, k_nearest: int = 3):
         self.pipe, self.ref, self.space, self.encoder, self.ev = pipe, reference, space, encoder, ev
-        self.guidance, self.k_nearest = guidance, k_nearest
+        self.k_nearest = k_nearest
         log.info("embedding %d reference images (%s features)", len(reference.images), space.name)
         self.ref_features = space(reference.images)
         self.ref_embeddings = self.ref_features if space.name == "encoder" else \
@@ -88,8 +88,11 @@ class Evaluator:
         # precision/recall on sets of one size (as Kynkäänniemi et al.): k-NN radii grow as a set
         # thins out, so a small generated set against the whole reference would inflate recall
         n = min(len(feats), len(self.ref_features))
-        rows = np.random.default_rng(seed).choice(len(self.ref_features), size=n, replace=False)
-        precision, recall = precision_recall(self.ref_features[np.sort(rows)], feats[:n], k=self.k_nearest)
+        rng = np.random.default_rng(seed)
+        real = self.ref_features[np.sort(rng.choice(len(self.ref_features), size=n, replace=False))]
+        # all the generations, unless the reference is the smaller set: then a random subset of them
+        fake = feats[np.sort(rng.choice(len(feats), size=n, replace=False))]
+        precision, recall = precision_recall(real, fake, k=self.k_nearest)
         return {"fid": frechet_distance(self.ref_features, feats), "kid": kid, "kid_std": kid_std,
                 "precision": precision, "recall": recall,
                 "consistency": consistency(self.ref_embeddings[list(cond)], groups), "diversity": diversity(groups)}
@@ -167,7 +170,7 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     if too_many:
         raise UserError(f"--shots {too_many}: more conditions than reference images ({len(ref.images)}) "
                         f"or samples ({ev.num_samples})")
-    evaluator = Evaluator(pipe, ref, space, enc, ev, ev.guidance, k_nearest=K_NEAREST)
+    evaluator = Evaluator(pipe, ref, space, enc, ev, k_nearest=K_NEAREST)
     k_sweep = max(ev.shots)
     jobs = [("few-shot", k, r, ev.guidance) for k in ev.shots for r in range(ev.repeats)]
     labels = sorted({x for x in ref.labels if x is not None})
