@@ -223,6 +223,5 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
         "per_class": {"shots": len(labels), **_summary(per_class), "runs": per_class} if per_class else None,
         "guidance": sweep, "seconds": round(time.perf_counter() - t0, 1),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     write_report(out, metrics)
     return metrics

@@ -1,4 +1,4 @@
-"""The evaluation report: OUT/report.html (metric tables, grids) and OUT/plots/*.png."""
+"""The evaluation report: OUT/metrics.json, OUT/report.html (metric tables, grids) and OUT/plots/*.png."""
 from __future__ import annotations
 
 import html
@@ -97,7 +97,10 @@ def _table(rows: list[dict], first: str, key_of) -> str:
 
 
 def write_report(out: Path, metrics: dict) -> Path:
+    """OUT/metrics.json (valid JSON: no NaN) and OUT/report.html with its plots."""
+    import json
     out = Path(out)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     plots = _plots(out, metrics)
     s = metrics["settings"]
     ref = metrics["reference"]
