@@ -164,6 +164,14 @@ class TrainConfig:
     cond_dropout: float
     checkpoint_every: int
     log_every: int
+    # the GPU fast path: each is off on CPU (local profile) and on in the GPU profiles
+    channels_last: bool
+    compile: bool
+    tf32: bool
+    fused_optimizer: bool
+    ema_foreach: bool
+    pin_memory: bool
+    gradient_checkpointing: bool
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,23 @@ class ModelConfig:
                f"one block type per entry of block_out_channels ({n})")
         _check(self.resolution % (2 ** (n - 1)) == 0, where, "resolution", self.resolution,
                f"divisible by {2 ** (n - 1)}")
+        w = self.attention_head_dim
+        _check(w > 0 and w % 8 == 0, where, "attention_head_dim", w,
+               "a head width that is a multiple of 8 (fused attention kernels want it)")
+        for i, c in enumerate(self.block_out_channels):
+            if i in self.attention_blocks():
+                _check(c % w == 0, where, "attention_head_dim", w,
+                       f"a divisor of block_out_channels[{i}] = {c} (heads of equal width)")
+
+    def attention_blocks(self) -> set[int]:
+        """Indices of the blocks that attend: cross-attention down/up blocks and the mid block (last)."""
+        n = len(self.block_out_channels)
+        return ({i for i, t in enumerate(self.down_block_types) if "CrossAttn" in t}
+                | {n - 1 - i for i, t in enumerate(self.up_block_types) if "CrossAttn" in t} | {n - 1})
+
+    def heads_per_block(self) -> tuple[int, ...]:
+        """Attention heads of each block: channels ÷ head width (`attention_head_dim` is a width here)."""
+        return tuple(max(1, c // self.attention_head_dim) for c in self.block_out_channels)
 
 
 # --------------------------------------------------------------------------- profiles

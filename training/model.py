@@ -34,12 +34,16 @@ class ConditionAdapter(ModelMixin, ConfigMixin):
         return self.null.expand(batch, -1, -1)
 
 
-def build_unet(cfg: ModelConfig) -> UNet2DConditionModel:
+def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2DConditionModel:
+    """The UNet of a model config. In pipelines.yaml `attention_head_dim` is the width of one head;
+    diffusers' UNet2DConditionModel reads its own `attention_head_dim` as the *number* of heads (a
+    documented naming quirk, diffusers issue 2011), so it gets per-block head counts, channels ÷ width.
+    `heads` overrides them (benchmarks rebuild the old layout with it)."""
     return UNet2DConditionModel(
         sample_size=cfg.resolution, in_channels=3, out_channels=3,
         block_out_channels=tuple(cfg.block_out_channels), down_block_types=tuple(cfg.down_block_types),
         up_block_types=tuple(cfg.up_block_types), layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=cfg.attention_head_dim,
+        cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=heads or cfg.heads_per_block(),
         norm_num_groups=min(32, cfg.block_out_channels[0]))
 
 

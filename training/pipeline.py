@@ -76,7 +76,9 @@ class SemanticaPipeline(DiffusionPipeline):
         counts = [num_variations] * len(images) if isinstance(num_variations, int) else list(num_variations)
         if len(counts) != len(images):
             raise ValueError(f"num_variations: {len(counts)} counts for {len(images)} images")
-        tokens = enc(enc.preprocess_pil(list(images))).tokens.to(device)
+        # the adapter's dtype (bf16 weights: `pipe.to(torch.bfloat16)`, `torch_dtype=`); the encoder keeps its own
+        dtype = self.adapter.dtype
+        tokens = enc(enc.preprocess_pil(list(images))).tokens.to(device, dtype)
         jobs = [(i, k) for i, n in enumerate(counts) for k in range(n)]
         out: list = [[None] * n for n in counts]
         starts = range(0, len(jobs), batch_size)
@@ -84,22 +86,23 @@ class SemanticaPipeline(DiffusionPipeline):
             chunk = jobs[start:start + batch_size]
             # one generator per output image: its noise depends on (seed, input, variation) only
             noise = torch.stack([torch.randn((3, res, res), generator=torch.Generator().manual_seed(
-                _image_seed(seed, i, k))) for i, k in chunk]).to(device, self.unet.dtype)
+                _image_seed(seed, i, k))) for i, k in chunk]).to(device)
             cond = self.adapter(tokens[[i for i, _ in chunk]])
             uncond = self.adapter.unconditional(len(chunk)).to(cond.dtype)
+            # x and the scheduler's arithmetic stay fp32 whatever the weights: only the UNet runs in `dtype`
             x = noise * self.scheduler.init_noise_sigma
             self.scheduler.set_timesteps(num_inference_steps, device=device)
             for t in self.scheduler.timesteps:
-                x_in = self.scheduler.scale_model_input(x, t)
+                x_in = self.scheduler.scale_model_input(x, t).to(dtype)
                 if guidance_scale == 1.0:
                     v = self.unet(x_in, t, encoder_hidden_states=cond).sample
                 elif guidance_scale == 0.0:  # the unconditional model alone: half the work
                     v = self.unet(x_in, t, encoder_hidden_states=uncond).sample
                 else:  # classifier-free guidance: v_u + g (v_c − v_u); g = 0 is the unconditional model
                     both = self.unet(torch.cat([x_in, x_in]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
-                    v_u, v_c = both.chunk(2)
+                    v_u, v_c = both.float().chunk(2)
                     v = v_u + guidance_scale * (v_c - v_u)
-                x = self.scheduler.step(v, t, x).prev_sample
+                x = self.scheduler.step(v.float(), t, x).prev_sample
             x = (x.float().clamp(-1, 1) + 1) / 2
             for (i, k), img in zip(chunk, x):
                 out[i][k] = img.cpu() if output_type == "pt" else Image.fromarray(

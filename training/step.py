@@ -48,12 +48,43 @@ def build_model(model_cfg: ModelConfig, encoder_dim: int, num_tokens: int, seed:
                                      num_tokens=num_tokens))
 
 
+def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
+    """Process-wide CUDA settings of the fast path (nothing changes on CPU)."""
+    if device.type != "cuda":
+        return
+    torch.backends.cuda.matmul.allow_tf32 = cfg.tf32   # fp32 matmuls (outside autocast) on tensor cores
+    torch.backends.cudnn.allow_tf32 = cfg.tf32
+    torch.backends.cudnn.benchmark = cfg.channels_last  # fixed shapes: time the conv algorithms once
+
+
+def prepare_model(model: Denoiser, cfg: TrainConfig, device: torch.device) -> Denoiser:
+    """The model on `device` with the fast path's layout, checkpointing and compilation applied.
+    `compile` is in place (nn.Module.compile), so state_dict keys and checkpoints stay the same."""
+    model.to(device)
+    if cfg.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+    if cfg.channels_last:
+        model.unet.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model.unet.compile()
+    return model
+
+
 def make_state(model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01)
+    """Optimizer and EMA for a model already on its device (the EMA copy is made where it is)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01,
+                            fused=cfg.fused_optimizer or None)
     warmup = max(1, cfg.warmup_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
-    ema = EMAModel(model.parameters(), decay=cfg.ema_decay)
+    ema = EMAModel(model.parameters(), decay=cfg.ema_decay, foreach=cfg.ema_foreach)
     return TrainState(model, opt, sched, ema)
+
+
+def to_device(x: torch.Tensor, device: torch.device, cfg: TrainConfig) -> torch.Tensor:
+    """A host batch on `device`: through pinned memory without blocking the host when asked."""
+    if cfg.pin_memory and device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
 
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
@@ -62,9 +93,11 @@ def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
 
 
 def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, target: torch.Tensor,
-               cfg: TrainConfig, generator: torch.Generator, device: torch.device) -> float:
+               cfg: TrainConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     model = state.model
-    cond, target = cond.to(device), target.to(device)
+    cond, target = to_device(cond, device, cfg), to_device(target, device, cfg)
+    if cfg.channels_last:
+        target = target.contiguous(memory_format=torch.channels_last)
     tokens = encoder(encoder.preprocess_tensor(cond)).tokens                  # frozen, no grad
     drop = (torch.rand(cond.shape[0], generator=generator) < cfg.cond_dropout).to(device)
     use_bf16 = device.type == "cuda"
@@ -77,7 +110,7 @@ def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, t
     state.optimizer.zero_grad(set_to_none=True)
     state.ema.step(model.parameters())
     state.step += 1
-    return float(loss.detach())
+    return loss.detach()  # a tensor: reading it would make the host wait for the GPU every step
 
 
 def new_loss() -> VLoss:

@@ -34,16 +34,20 @@ def _train_loop(config: dict) -> None:
     import ray.train.torch
     from semantica.encoders import load_encoder
     from semantica.training.data import augment
-    from semantica.training.step import build_model, make_state, new_loss, step_generator, train_step
+    from semantica.training.step import (build_model, configure_backends, make_state, new_loss, prepare_model,
+                                         step_generator, train_step)
 
     cfg = TrainConfig(**config["train"])
     model_cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
+    if device.type == "cpu":  # small CPU models lose to thread sync when threads outnumber the worker's CPUs
+        torch.set_num_threads(max(1, int(config["cpus_per_worker"])))
+    configure_backends(cfg, device)
     encoder = load_encoder(config["encoder"], device=str(device))
     probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size, device=device)).tokens
-    model = build_model(model_cfg, encoder.dim, probe.shape[1], cfg.seed).to(device)
+    model = prepare_model(build_model(model_cfg, encoder.dim, probe.shape[1], cfg.seed), cfg, device)
     state = make_state(model, cfg)
     ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
     if ckpt is None and config.get("resume_from"):  # a new `semantica train` on an existing RUN_DIR
@@ -71,8 +75,12 @@ def _train_loop(config: dict) -> None:
             loss = train_step(state, encoder, loss_fn, cond, target, cfg, gen, device)
             state.batch_in_epoch = i + 1
             done = state.step >= config["max_steps"]
-            metrics = {"step": state.step, "loss": loss, "lr": state.lr_schedule.get_last_lr()[0], "epoch": state.epoch}
-            if state.step % cfg.log_every == 0 or done or state.step == 1:
+            log_now = state.step % cfg.log_every == 0 or done or state.step == 1
+            if not (log_now or state.step % cfg.checkpoint_every == 0):
+                continue  # nothing reads the loss: the host runs ahead of the GPU
+            metrics = {"step": state.step, "loss": float(loss), "lr": state.lr_schedule.get_last_lr()[0],
+                       "epoch": state.epoch}
+            if log_now:
                 dt = time.perf_counter() - t_last
                 metrics["steps_per_s"] = (state.step - s_last) / dt if dt > 0 else 0.0
                 metrics["samples_per_s"] = metrics["steps_per_s"] * per_worker * world
@@ -137,7 +145,7 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
     run_dir.mkdir(parents=True, exist_ok=True)
     options = {"pairs": str(Path(pairs_dir).resolve()), "encoder": encoder, "model_name": model_name,
                "model": asdict(model_cfg), "train": asdict(cfg), "max_steps": steps, "num_workers": workers,
-               "use_gpu": ray_cfg.use_gpu, "profile": settings.profile_name,
+               "use_gpu": ray_cfg.use_gpu, "cpus_per_worker": ray_cfg.cpus_per_worker, "profile": settings.profile_name,
                "digest_dir": str(digest_dir) if digest_dir else None, "run_dir": str(run_dir)}
     (run_dir / "training_options.json").write_text(json.dumps(options, indent=2) + "\n")
 
