@@ -150,7 +150,7 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
                         f"(got {ev.num_samples}, {ev.repeats}, {list(ev.shots)})")
     out = Path(out)
     prepare_output(out, overwrite)
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, precision=ev.precision)
     if ev.scheduler:
         try:
             pipe.set_scheduler(ev.scheduler)

@@ -13,8 +13,9 @@ from semantica.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def load_pipeline(model: Path, device: Optional[str] = None):
-    """A training run (RUN_DIR/pipeline) or an exported pipeline folder, on the GPU when there is one."""
+def load_pipeline(model: Path, device: Optional[str] = None, precision: str = "auto"):
+    """A training run (RUN_DIR/pipeline) or an exported pipeline folder, on the GPU when there is one.
+    precision: "auto" loads bf16 weights on a GPU and fp32 on CPU (where bf16 is no faster); "bf16", "fp32"."""
     import torch
     from semantica.training.pipeline import SemanticaPipeline
     model = Path(model)
@@ -22,7 +23,10 @@ def load_pipeline(model: Path, device: Optional[str] = None):
     if not (folder / "model_index.json").exists():
         raise UserError(f"{model}: neither a training run (RUN_DIR/pipeline) nor an exported pipeline "
                         f"(no model_index.json)")
-    return SemanticaPipeline.from_pretrained(folder).to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda")
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    return SemanticaPipeline.from_pretrained(folder, dtype=dtype).to(device)
 
 
 def grid(rows: Sequence[Sequence[Image.Image]], cell: int = 96, gap: int = 4) -> Image.Image:
@@ -36,7 +40,7 @@ def grid(rows: Sequence[Sequence[Image.Image]], cell: int = 96, gap: int = 4) ->
 
 
 def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, guidance: float = 2.0, steps: int = 25,
-             scheduler: Optional[str] = None, seed: int = 0) -> Path:
+             scheduler: Optional[str] = None, seed: int = 0, precision: str = "auto") -> Path:
     images = []
     for p in inputs:
         try:
@@ -46,7 +50,7 @@ def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, guidance:
     stems = [Path(p).stem for p in inputs]
     if len(set(stems)) != len(stems):
         raise UserError("--input: two inputs share a file name; their variations would overwrite each other")
-    pipe = load_pipeline(model)
+    pipe = load_pipeline(model, precision=precision)
     if scheduler:
         try:
             pipe.set_scheduler(scheduler)

@@ -120,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--pairs", type=Path, required=True, metavar="DIR",
                     help="output of `semantica filter`, `mine` or `publish`")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="RUN_DIR")
-    sp.add_argument("--config", dest="model_config", metavar="MODEL", help="model config of pipelines.yaml "
+    sp.add_argument("--model", dest="model_config", metavar="MODEL", help="model config of pipelines.yaml "
                     "(tiny | base64; default: the profile's)")
+    sp.add_argument("--config", dest="train_config", metavar="PATH_OR_MODEL",
+                    help="pipelines.yaml, as for every command (a model config name here is deprecated: use --model)")
     sp.add_argument("--encoder", help="hub id or local directory (stages.train.encoder)")
     sp.add_argument("--max-steps", type=int, help="stages.train.max_steps")
     sp.add_argument("--num-workers", type=int, help="Ray Train workers (profiles.P.ray.num_workers)")
@@ -136,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="sampling weights: auto = bf16 on a GPU, "
+                    "fp32 on CPU (stages.evaluate.precision)")
 
     sp = add("evaluate", "Few-shot generation metrics: condition on k reference images, generate, score against the "
                          "whole reference set (FID, KID, precision, recall; consistency, diversity), over seeds; "
@@ -163,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-reference", type=int, metavar="N", help="read at most N reference images")
     sp.add_argument("--per-class", action=argparse.BooleanOptionalAction, default=None,
                     help="with a labelled reference, also condition on one image per label (stages.evaluate.per_class)")
+    sp.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="sampling weights: auto = bf16 on a GPU, "
+                    "fp32 on CPU (stages.evaluate.precision)")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
 
     sp = add("tiny-encoder", "Train the tiny stand-in encoder on a sample web (for offline runs and tests).")
@@ -193,6 +199,8 @@ def _overrides_from_flags(args: argparse.Namespace) -> list[str]:
     """Per-command flags are shorthands for --set; they win over pipelines.yaml."""
     mapping = {"mine": {"seed": "stages.mine.seed"},
                "filter": {"low": "stages.filter.low", "high": "stages.filter.high"},
+               "generate": {"precision": "stages.evaluate.precision"},
+               "evaluate": {"precision": "stages.evaluate.precision"},
                "sample-web": {"seed": "stages.sample_web.seed", "pages": "stages.sample_web.num_pages",
                               "domains": "stages.sample_web.num_domains", "port": "stages.sample_web.port"}}
     out = []
@@ -280,7 +288,8 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.evaluation.generate import generate
     ev = settings.stages.evaluate
     path = generate(args.model, args.inputs, args.num, args.output, guidance=args.guidance,
-                    steps=args.steps or ev.steps, scheduler=args.scheduler or ev.scheduler, seed=args.seed)
+                    steps=args.steps or ev.steps, scheduler=args.scheduler or ev.scheduler, seed=args.seed,
+                    precision=ev.precision)
     print(f"{args.output}: {len(args.inputs)} × {args.num} variations; grid: {path}")
     return 0
 
@@ -347,11 +356,25 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, args.output, overwrite=args.overwrite)
 
 
+def _train_config_flag(args: argparse.Namespace) -> None:
+    """`train --config` named the model config before 0.2; it now names pipelines.yaml, as everywhere.
+    A value that is no file and no .yaml path is still read as a model name, with a warning."""
+    value = args.train_config
+    if Path(value).is_file() or value.endswith((".yaml", ".yml")):
+        args.config = Path(value)
+    else:
+        log.warning("train --config %s: naming the model config with --config is deprecated; use --model %s",
+                    value, value)
+        args.model_config = args.model_config or value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from semantica.logs import setup_logging
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.debug)
+    if args.command == "train" and args.train_config:
+        _train_config_flag(args)
     try:
         settings = load_settings(args.config, args.profile, list(args.overrides) + _overrides_from_flags(args))
         t0 = time.perf_counter()

@@ -187,6 +187,11 @@ class EvaluateConfig:
     features: str
     inception_weights: str
     per_class: bool
+    precision: str
+
+    def validate(self, where: str) -> None:
+        _check(self.precision in ("auto", "bf16", "fp32"), where, "precision", self.precision,
+               "'auto' (bf16 on a GPU, fp32 on CPU), 'bf16' or 'fp32'")
 
 
 @dataclass(frozen=True)

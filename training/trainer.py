@@ -26,6 +26,7 @@ from semantica.errors import UserError
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 STEP_FILE = "step.txt"  # beside state.pt, so finding the latest checkpoint reads no weights
+HEADS_FILE = "attention_heads.json"  # beside state.pt: the heads per block its UNet was built with
 
 
 def _train_loop(config: dict) -> None:
@@ -93,6 +94,7 @@ def _train_loop(config: dict) -> None:
                     if rank == 0:
                         torch.save(state.state_dict(), Path(d) / STATE_FILE)
                         (Path(d) / STEP_FILE).write_text(str(state.step))
+                        (Path(d) / HEADS_FILE).write_text(json.dumps(list(model_cfg.heads_per_block())))
                     ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
             elif "steps_per_s" in metrics:
                 ray.train.report(metrics)
@@ -118,6 +120,19 @@ def latest_checkpoint(run_dir: Path) -> Optional[Path]:
     return best
 
 
+def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
+    """A checkpoint written before `attention_head_dim` meant a head width has no HEADS_FILE: its UNet
+    split every block into `attention_head_dim` heads (diffusers' reading). Head counts change no weight
+    shape, so it would load without error into the new layout and compute another function."""
+    f = Path(checkpoint) / HEADS_FILE
+    saved = json.loads(f.read_text()) if f.exists() else [model_cfg.attention_head_dim] * len(model_cfg.block_out_channels)
+    now = list(model_cfg.heads_per_block())
+    if any(saved[i] != now[i] for i in model_cfg.attention_blocks()):
+        raise UserError(f"{checkpoint}: its UNet has {saved} attention heads per block, the model config gives {now} "
+                        f"(attention_head_dim = {model_cfg.attention_head_dim} is a head width since semantica 0.2; "
+                        f"before, diffusers read it as a head count): train into a new RUN_DIR")
+
+
 def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optional[str] = None,
               max_steps: Optional[int] = None, num_workers: Optional[int] = None, seed: Optional[int] = None,
               model_name: Optional[str] = None, digest_dir: Optional[Path] = None) -> dict:
@@ -131,7 +146,7 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
         cfg = TrainConfig(**{**asdict(cfg), "seed": seed})
     model_name = model_name or settings.profile.model
     if model_name not in settings.models:
-        raise UserError(f"--config {model_name!r}: not one of models ({', '.join(settings.models)})")
+        raise UserError(f"--model {model_name!r}: not one of models ({', '.join(settings.models)})")
     model_cfg = settings.models[model_name]
     ray_cfg = settings.profile.ray
     workers = num_workers or ray_cfg.num_workers
@@ -165,6 +180,7 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
     ds, n_pairs = make_dataset(Path(pairs_dir), model_cfg.resolution)
     resume = latest_checkpoint(run_dir)
     if resume is not None:
+        check_layout(resume, model_cfg)
         log.info("resuming from %s", resume)
     options["resume_from"] = str(resume) if resume else None
     trainer = TorchTrainer(
@@ -230,6 +246,7 @@ def load_trained(checkpoint_dir: Path, model_cfg: ModelConfig, encoder: str, use
     from diffusers.training_utils import EMAModel
     from semantica.encoders import load_encoder
     from semantica.training.step import build_model
+    check_layout(checkpoint_dir, model_cfg)
     enc = load_encoder(encoder, device="cpu")
     probe = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens
     sd = torch.load(Path(checkpoint_dir) / STATE_FILE, map_location="cpu", weights_only=False)
