@@ -16,11 +16,18 @@ and mined pairs, it measures samples/s of:
                     torch's default thread count (--default-threads-steps)
   (c) data path     the ray.data dataset of make_dataset, iter_batches(16, drop_last, local
                     shuffle 256, as the worker) + augment of both images, no model, N batches
+  (d) data path at 64 px (base64's resolution) on web-sized photos: --data-pairs pairs of JPEGs of
+                    640x480 to 1600x1067 (quality 85, photo-like detail), written as a mined folder;
+                    decode + resize + augment of both images, per CPU core: in this process (1
+                    core, the batches of make_dataset) with JPEG draft decoding as shipped and with
+                    a full decode (before), and through ray.data (make_dataset + iter_batches, as
+                    the worker) with the CPUs Ray has, divided by them
 Steady state: steps 11-N, by the mean and by the median of 10-step windows (metrics.jsonl's
 rows). Framework overhead = (b) / (a), steady state, same thread count; every figure is a
 same-run ratio.
 
-  .venv/bin/python benchmarks/bench_train.py [--steps 80] [--encoder-steps 50]
+  .venv/bin/python benchmarks/bench_train.py [--steps 80] [--encoder-steps 50] [--data-pairs 2048]
+  .venv/bin/python benchmarks/bench_train.py --data-only     # (d) alone
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -90,6 +98,80 @@ def data_path(mined: Path, resolution: int, batch: int, steps: int, seed: int) -
     return done
 
 
+def write_photo_pairs(folder: Path, n_pairs: int, n_images: int = 256, seed: int = 0) -> int:
+    """A mined folder (images/ + pairs/) of `n_pairs` pairs drawn from `n_images` web-sized JPEG photos (a pair
+    row carries its images' bytes, so every pair is decoded anew, as in training); returns the average size."""
+    import io
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image, ImageFilter
+    rng = np.random.default_rng(seed)
+    ids, blobs = [], []
+    for i in range(n_images):
+        w, h = [(640, 480), (800, 600), (1024, 768), (1200, 800), (1600, 1067)][i % 5]
+        small = rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8)  # shapes and gradients...
+        img = Image.fromarray(small).resize((w, h), Image.BICUBIC).filter(ImageFilter.GaussianBlur(2))
+        arr = np.asarray(img, dtype=np.int16) + rng.normal(0, 12, (h, w, 3)).astype(np.int16)  # ...and texture
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=85)
+        ids.append(f"img{i:05d}")
+        blobs.append(buf.getvalue())
+    (folder / "images").mkdir(parents=True)
+    (folder / "pairs").mkdir()
+    pq.write_table(pa.table({"image_id": ids, "bytes": blobs}), folder / "images" / "images-0.parquet")
+    cond = rng.integers(0, n_images, n_pairs)
+    target = (cond + rng.integers(1, n_images, n_pairs)) % n_images
+    pq.write_table(pa.table({"pair_id": [f"p{k:06d}" for k in range(n_pairs)], "cond_image_id": [ids[i] for i in cond],
+                             "target_image_id": [ids[i] for i in target]}), folder / "pairs" / "pairs-0.parquet")
+    return sum(map(len, blobs)) // len(blobs)
+
+
+def _decode_full(data: bytes, size: int):
+    """training/data.py's decode before JPEG draft decoding: the baseline of (d)."""
+    import io
+    import numpy as np
+    from PIL import Image
+    from semantica.mining.decode import to_rgb
+    img = to_rgb(Image.open(io.BytesIO(data)))
+    w, h = img.size
+    s = size / min(w, h)
+    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def data_path_64(tmp: Path, n_pairs: int, seed: int) -> list:
+    """(d): rows (name, pairs/s per core)."""
+    import numpy as np
+    from semantica.training import data as tdata
+    res, bs = 64, 64
+    folder = tmp / "photos"
+    avg = write_photo_pairs(folder, n_pairs, seed=seed)
+    table = load_examples(folder).slice(0, 512).to_pydict()  # in process: the first 512 pairs are enough
+    rows = []
+    for name, decode in (("shipped (JPEG draft + reducing_gap)", tdata._decode), ("full decode (before)", _decode_full)):
+        t0 = time.perf_counter()
+        n_in = len(table["pair_id"]) // bs * bs
+        for i in range(0, n_in, bs):
+            ids = table["pair_id"][i:i + bs]
+            size = int(round(res * tdata.MARGIN))
+            for which in ("cond", "target"):
+                imgs = np.stack([decode(b, size) for b in table[f"{which}_bytes"][i:i + bs]])
+                augment(imgs, ids, 0, seed, res, which)
+        rows.append((f"(d) 1 core, in process, {name}", n_in / (time.perf_counter() - t0)))
+    import ray
+    if not ray.is_initialized():
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    data_path(folder, res, bs, 4, seed)  # warm-up: Ray's worker processes start and import
+    t_c, done = _common.timed(data_path, folder, res, bs, n_pairs // bs, seed)
+    rows.append((f"(d) ray.data + augment, {cpus} CPUs, per core (one epoch)", done * bs / t_c / cpus))
+    print(f"(d) {n_pairs} pairs of 256 web-sized JPEGs (640x480 to 1600x1067, {avg // 1024} KB on average) at {res} px")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=80, help="training steps N of each path (default 80)")
@@ -98,7 +180,15 @@ def main() -> None:
     ap.add_argument("--default-threads-steps", type=int, default=0, metavar="M",
                     help="also time the plain loop for M steps at torch's default thread count (default 0: not; "
                          "with other processes busy, 2 threads ran 12x slower than 1 here)")
+    ap.add_argument("--data-pairs", type=int, default=2048, help="photo pairs of the 64 px data path (d) (default 2048)")
+    ap.add_argument("--data-only", action="store_true", help="measure (d) alone")
     args = ap.parse_args()
+    if args.data_only:
+        torch.set_num_threads(1)
+        with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
+            for name, rate in data_path_64(Path(tmp), args.data_pairs, 0):
+                print(f"{name:<64}{rate:>8.1f} pairs/s")
+        return
     default_threads = torch.get_num_threads()
     torch.set_num_threads(1)  # this process, as the 1-CPU Ray worker: tiny ops lose to thread sync under load
     s = load_settings(Path(__file__).resolve().parent.parent / "pipelines.yaml", "local")
@@ -140,6 +230,7 @@ def main() -> None:
         import ray
         ray_threads = ray.get(ray.remote(num_cpus=1)(_threads).remote())
         ray.shutdown()
+        d_rows = data_path_64(Path(tmp), args.data_pairs, cfg.seed)
         m, bd = args.default_threads_steps, None
         if m > 10:
             torch.set_num_threads(default_threads)
@@ -160,6 +251,8 @@ def main() -> None:
         table_rows.append((f"(b) plain loop, {default_threads} threads, steps 11-{m}", bd))
     for name, (mean, med) in table_rows:
         print(f"{name:<60}{mean:>8.1f}{'' if med is None else f'{med:.1f}':>8}{mean / a_steady[0]:>12.2f}x")
+    for name, rate in d_rows:
+        print(f"{name:<60}{rate:>8.1f} pairs/s per core (64 px)")
     print(f"torch threads in a 1-CPU Ray task (as the 1-CPU train worker): {ray_threads}")
     print(f"framework overhead (b)/(a), steady state, 1 thread each: {b1[0] / a_steady[0]:.2f}x by the mean, "
           f"{b1[1] / a_steady[1]:.2f}x by the median of 10-step windows")

@@ -49,11 +49,16 @@ def load_examples(pairs_dir: Path) -> pa.Table:
 
 
 def _decode(data: bytes, size: int) -> np.ndarray:
+    """bytes → uint8 [size, size, 3]: the short side resized to `size`, centre crop."""
     from semantica.mining.decode import to_rgb
-    img = to_rgb(Image.open(io.BytesIO(data)))
+    img = Image.open(io.BytesIO(data))
+    if img.format == "JPEG":  # decode in the DCT at 1/2-1/8 scale, never below `size`: web photos decode ~5x faster
+        img.draft("RGB", (size, size))
+    img = to_rgb(img)
     w, h = img.size
     s = size / min(w, h)
-    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+    # reducing_gap: a box pre-shrink for large downscales (Pillow: as good as plain resampling at 3)
+    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC, reducing_gap=3.0)
     left, top = (img.width - size) // 2, (img.height - size) // 2
     return np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
@@ -86,8 +91,11 @@ def augment(images: np.ndarray, pair_ids, epoch: int, seed: int, resolution: int
     return x / 127.5 - 1.0
 
 
+BLOCK_ROWS = 128  # pairs per ray.data block: one block would be decoded by one task, on one core
+
+
 def make_dataset(pairs_dir: Path, resolution: int):
     import ray.data
     table = load_examples(pairs_dir)
-    ds = ray.data.from_arrow(table)
+    ds = ray.data.from_arrow([table.slice(i, BLOCK_ROWS) for i in range(0, table.num_rows, BLOCK_ROWS)])
     return ds.map_batches(decode_batch, fn_kwargs={"resolution": resolution}, batch_size=64), table.num_rows
