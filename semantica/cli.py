@@ -356,6 +356,19 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, args.output, overwrite=args.overwrite)
 
 
+def _one_cpu_thread_unless_set() -> None:
+    """One CPU thread per process (torch, OpenMP) unless OMP_NUM_THREADS says otherwise. The CPU work here is
+    small models and many short ops: on an idle 2-core machine 2 threads are ~1.3x faster, but with other
+    processes busy (Beam and Ray workers, or anything else) torch's default of a thread per core made them
+    10-50x slower. Set before Beam or Ray start workers, which inherit it (a Ray train worker then takes its
+    own CPUs); a GPU does its work whatever this says."""
+    import os
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+        torch.set_num_threads(1)
+
+
 def _train_config_flag(args: argparse.Namespace) -> None:
     """`train --config` named the model config before 0.2; it now names pipelines.yaml, as everywhere.
     A value that is no file and no .yaml path is still read as a model name, with a warning."""
@@ -373,6 +386,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.debug)
+    _one_cpu_thread_unless_set()
     if args.command == "train" and args.train_config:
         _train_config_flag(args)
     try:
