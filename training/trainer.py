@@ -93,7 +93,8 @@ def _train_loop(config: dict) -> None:
                 with tempfile.TemporaryDirectory() as d:
                     if rank == 0:
                         torch.save(state.state_dict(), Path(d) / STATE_FILE)
-                        (Path(d) / STEP_FILE).write_text(str(state.step))
+                        # "<step> <bytes of state.pt>": a copy torn by a kill is recognised and skipped
+                        (Path(d) / STEP_FILE).write_text(f"{state.step} {(Path(d) / STATE_FILE).stat().st_size}")
                         (Path(d) / HEADS_FILE).write_text(json.dumps(list(model_cfg.heads_per_block())))
                     ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
             elif "steps_per_s" in metrics:
@@ -114,10 +115,50 @@ def latest_checkpoint(run_dir: Path) -> Optional[Path]:
     """The newest checkpoint Ray wrote under RUN_DIR (by training step)."""
     best, best_step = None, -1
     for marker in Path(run_dir).glob("ray/**/" + STEP_FILE):
-        step = int(marker.read_text())
-        if step > best_step and (marker.parent / STATE_FILE).exists():
-            best, best_step = marker.parent, step
+        fields = marker.read_text().split()  # "<step> <bytes>" (older checkpoints: "<step>")
+        state = marker.parent / STATE_FILE
+        complete = state.exists() and (len(fields) < 2 or state.stat().st_size == int(fields[1]))
+        if complete and int(fields[0]) > best_step:
+            best, best_step = marker.parent, int(fields[0])
     return best
+
+
+RAY_TMP_PREFIX = "semantica-ray-"
+
+
+def ray_temp_dir() -> str:
+    """A local Ray's session folder: /tmp/semantica-ray-<pid> (its sockets need a short path). Folders of
+    processes that are gone (a run killed with SIGKILL has no exit hook) are removed first, so reruns after
+    kills leave no growing pile; a run that exits removes its own."""
+    import atexit
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(RAY_TMP_PREFIX + "*"):
+        pid = old.name[len(RAY_TMP_PREFIX):]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    path = root / f"{RAY_TMP_PREFIX}{os.getpid()}"
+    path.mkdir(exist_ok=True)
+    atexit.register(_end_session, path)
+    return str(path)
+
+
+def _end_session(path: Path) -> None:
+    """At exit: stop the local Ray first (its exit hook, registered on import, would run after this one and
+    write its last logs into the folder), then remove its session folder."""
+    import ray
+    if ray.is_initialized():
+        ray.shutdown()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
@@ -174,7 +215,7 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
         local_cpus = (os.cpu_count() or 2) + needed
         ray.init(address=ray_cfg.address, num_cpus=None if ray_cfg.address else local_cpus,
                  include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 **({} if ray_cfg.address else {"_temp_dir": tempfile.mkdtemp(prefix="ray-", dir="/tmp")}))
+                 **({} if ray_cfg.address else {"_temp_dir": ray_temp_dir()}))
     from ray.data import DataContext
     DataContext.get_current().execution_options.preserve_order = True  # same batches on a resumed run
     ds, n_pairs = make_dataset(Path(pairs_dir), model_cfg.resolution)
