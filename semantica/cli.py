@@ -387,6 +387,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.debug)
     _one_cpu_thread_unless_set()
+    if not args.debug:  # Ray Data logs every dataset execution at INFO and draws its own bars on the console
+        import os
+        os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     if args.command == "train" and args.train_config:
         _train_config_flag(args)
     try:
