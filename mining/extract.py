@@ -21,9 +21,13 @@ MAIN_CONTENT_MAX_CHARS = 2_000_000
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
-def domain_of(url: str) -> str:
-    """The host without a leading www. (what 'seen on M domains' counts)."""
-    host = (urlsplit(url).hostname or "").lower()
+def domain_of(url: str) -> Optional[str]:
+    """The host without a leading www. (what 'seen on M domains' counts); None if the URL does not
+    parse (e.g. `http://[bad]/`)."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
     return host[4:] if host.startswith("www.") else host
 
 
@@ -36,7 +40,12 @@ def looks_like_image(rec: Record) -> bool:
 
 
 def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[dict]:
-    """A page dict (with `refs`, each carrying its prefilter status), or None if not a page."""
+    """A page dict (with `refs`, each carrying its prefilter status), or None if dropped (counted)."""
+    domain = domain_of(rec.uri)
+    if domain is None:
+        counts[R.PAGE_BAD_URI] += 1
+        log.warning("%s @%d: page URI %r does not parse: dropped", rec.warc_file, rec.offset, rec.uri[:200])
+        return None
     text, charset = decode_html(rec.body[:cfg.max_html_bytes], rec.header("Content-Type"))
     truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
     if truncated:
@@ -56,7 +65,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
                              height=ref.declared_height, position=ref.position, source=ref.source,
                              in_main_content=(ref.url in main) if use_main else None, status=status))
-    return dict(page_url=rec.uri, domain=domain_of(rec.uri), warc_file=rec.warc_file, warc_offset=rec.offset,
+    return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, refs=out_refs)
 

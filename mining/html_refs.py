@@ -55,9 +55,11 @@ def _codec(name: Optional[str]) -> Optional[str]:
     if not name:
         return None
     try:
-        return codecs.lookup(name.strip().strip("\"'")).name
+        info = codecs.lookup(name.strip().strip("\"'"))
     except LookupError:
         return None
+    # hex, base64, rot13, zlib, uu…: Python registers byte transforms as codecs; they are no charset
+    return info.name if info._is_text_encoding else None
 
 
 def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
@@ -72,7 +74,7 @@ def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
             continue
         try:
             return body.decode(cs), cs
-        except UnicodeDecodeError:
+        except UnicodeError:  # also `undefined` and `punycode`, which raise the base class
             continue
     return body.decode("cp1252", errors="replace"), "cp1252"
 

@@ -282,7 +282,7 @@ def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
         "pages": {"parsed": counts.get("pages", 0), "with_pairs": counts.get("pages:with_pairs", 0),
                   "duplicate_captures": counts.get("pages:duplicate_capture", 0),
                   "not_2xx": counts.get(R.PAGE_HTTP_STATUS, 0), "truncated": counts.get(R.PAGE_TRUNCATED, 0),
-                  "parse_errors": counts.get(R.PAGE_PARSE_ERROR, 0)},
+                  "parse_errors": counts.get(R.PAGE_PARSE_ERROR, 0), "bad_uri": counts.get(R.PAGE_BAD_URI, 0)},
         "refs": {"total": sum(refs.values()), "by_status": dict(sorted(refs.items()))},
         "urls": {k[5:]: v for k, v in sorted(counts.items()) if k.startswith("urls:")},
         "images": counts.get("images", 0),
