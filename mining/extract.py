@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from semantica.config import MineConfig
 from semantica.mining import reasons as R
+from semantica.mining.html_bounds import bound_html
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls
 from semantica.mining.prefilter import prefilter_page
 from semantica.mining.warc_io import Record, iter_records
@@ -50,15 +51,23 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
     if truncated:
         counts[R.PAGE_TRUNCATED] += 1
+    bounded = bound_html(text, cfg.parse)  # no nesting or tag count that makes a parser slow
+    cuts = bounded.cuts
     try:
-        refs = extract_refs(text, rec.uri)
-        # trafilatura costs ~15 ms per ordinary page and grows with size: skip it on huge pages
-        use_main = cfg.main_content and refs and len(text) <= MAIN_CONTENT_MAX_CHARS
-        main = main_content_urls(text, rec.uri) if use_main else set()
+        refs = extract_refs(bounded.html, rec.uri)
+        use_main = bool(cfg.main_content and refs)
+        # trafilatura costs ~15 ms per ordinary page and grows with tags and size: skip it on huge pages
+        if use_main and (bounded.tags > cfg.parse.main_content_max_tags or len(text) > MAIN_CONTENT_MAX_CHARS):
+            use_main = False
+            cuts = cuts + [f"main content not looked for ({bounded.tags} tags, {len(text)} characters)"]
+        main = main_content_urls(bounded.html, rec.uri) if use_main else set()
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
         counts[R.PAGE_PARSE_ERROR] += 1
         log.warning("%s @%d: cannot parse %s: %s: %s", rec.warc_file, rec.offset, rec.uri, type(e).__name__, e)
         return None
+    if cuts:
+        counts[R.PAGE_TOO_COMPLEX] += 1
+        log.info("%s @%d: %s: %s", rec.warc_file, rec.offset, rec.uri[:200], "; ".join(cuts))
     statuses = prefilter_page(refs, cfg.prefilter)
     out_refs = []
     for ref, status in zip(refs, statuses):
@@ -67,7 +76,8 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
                              in_main_content=(ref.url in main) if use_main else None, status=status))
     return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
-                charset=charset, html_bytes=len(rec.body), truncated=truncated, refs=out_refs)
+                charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),
+                refs=out_refs)
 
 
 def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:

@@ -5,7 +5,7 @@ PAGES = pa.schema([
     ("page_url", pa.string()), ("domain", pa.string()), ("warc_file", pa.string()), ("warc_offset", pa.int64()),
     ("fetch_time", pa.string()), ("http_status", pa.int32()), ("content_type", pa.string()),
     ("charset", pa.string()), ("html_bytes", pa.int64()), ("truncated", pa.bool_()),
-    ("num_refs", pa.int32()), ("num_images", pa.int32()), ("num_pairs", pa.int32()),
+    ("num_refs", pa.int32()), ("num_images", pa.int32()), ("num_pairs", pa.int32()), ("too_complex", pa.bool_()),
 ])
 REFS = pa.schema([
     ("page_url", pa.string()), ("url", pa.string()), ("raw_url", pa.string()), ("alt", pa.string()),
