@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from semantica.config import MineConfig
 from semantica.mining import reasons as R
+from semantica.mining.failures import failure_row, internal_error
 from semantica.mining.html_bounds import bound_html
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls
 from semantica.mining.prefilter import prefilter_page
@@ -19,6 +20,7 @@ from semantica.mining.warc_io import Record, iter_records
 
 log = logging.getLogger(__name__)
 MAIN_CONTENT_MAX_CHARS = 2_000_000
+READ_STAGE = "read"  # the stage name of a record's failures
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
@@ -80,33 +82,48 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
                 refs=out_refs)
 
 
+def record_items(rec: Record, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
+    """What one record gives: ('page', page dict), ('image', (url, image record dict)) or nothing."""
+    counts["records"] += 1
+    if not rec.uri:
+        counts["records:no_uri"] += 1
+        return
+    status = rec.http_status or 0
+    if is_html(rec.header("Content-Type"), rec.body):
+        if not 200 <= status < 300:
+            counts[R.PAGE_HTTP_STATUS] += 1
+            return
+        page = page_from_record(rec, cfg, counts)
+        if page is not None:
+            counts["pages"] += 1
+            yield "page", page
+    elif 200 <= status < 300 and looks_like_image(rec):
+        counts["records:image"] += 1
+        yield "image", (rec.uri, dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
+                                      warc_file=rec.warc_file, warc_offset=rec.offset))
+    else:
+        counts["records:other"] += 1
+
+
 def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
-    """Yield ('page', page dict) and ('image', (url, image record dict)) for one WARC file."""
+    """Yield ('page', page dict), ('image', (url, image record dict)) and, for a record that raised,
+    ('failure', failures/ row) for one WARC file: one record's bug does not stop the file."""
     errors: list = []
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
     counts["warc_files"] += 1
     n = 0
     for rec in iter_records(location, cfg.reader, limit, errors):
         n += 1
-        counts["records"] += 1
-        if not rec.uri:
-            counts["records:no_uri"] += 1
+        try:
+            items = list(record_items(rec, cfg, counts))
+        except Exception as e:  # noqa: BLE001 (contained per record: counted and written aside)
+            counts[internal_error(READ_STAGE)] += 1
+            log.warning("%s @%d: %s: %s: %s", rec.warc_file, rec.offset, internal_error(READ_STAGE),
+                        type(e).__name__, e)
+            yield "failure", failure_row(READ_STAGE, e, rec.warc_file, rec.offset, rec.uri,
+                                         dict(uri=rec.uri, headers=rec.headers, body=rec.body))
             continue
-        status = rec.http_status or 0
-        if is_html(rec.header("Content-Type"), rec.body):
-            if not 200 <= status < 300:
-                counts[R.PAGE_HTTP_STATUS] += 1
-                continue
-            page = page_from_record(rec, cfg, counts)
-            if page is not None:
-                counts["pages"] += 1
-                yield "page", page
-        elif 200 <= status < 300 and looks_like_image(rec):
-            counts["records:image"] += 1
-            yield "image", (rec.uri, dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
-                                          warc_file=rec.warc_file, warc_offset=rec.offset))
-        else:
-            counts["records:other"] += 1
+        yield from items
     if n == 0 and not errors:
         counts[R.WARC_EMPTY] += 1
     for reason, detail in errors:

@@ -188,7 +188,7 @@ def fetch(url: str, cfg: DownloadConfig, allow_private: Optional[bool] = None) -
     for attempt in range(cfg.retries + 1):
         try:
             return _fetch_once(opener, url, cfg)
-        except Exception as e:  # noqa: BLE001 (every failure becomes a counted reason)
+        except (OSError, http.client.HTTPException, ValueError) as e:  # network, HTTP, bad URL: a reason
             reason, retry = _classify(e)
             detail = f"{type(e).__name__}: {e}"[:300]
             if not retry:
@@ -225,9 +225,19 @@ def _fetch_once(opener, url: str, cfg: DownloadConfig) -> Fetched:
 
 
 def fetch_many(urls: list[str], cfg: DownloadConfig, threads: int = 16,
-               allow_private: Optional[bool] = None) -> list[Fetched]:
-    """Fetch in a thread pool (downloads wait on the network, not the CPU); order preserved."""
+               allow_private: Optional[bool] = None, return_exceptions: bool = False) -> list:
+    """Fetch in a thread pool (downloads wait on the network, not the CPU); order preserved.
+    `return_exceptions`: an unexpected exception (a bug) takes its URL's place in the list instead of
+    ending the batch, so the caller can contain it per URL."""
     if not urls:
         return []
+
+    def one(url: str):
+        try:
+            return fetch(url, cfg, allow_private)
+        except Exception as e:  # noqa: BLE001 (handed back, not swallowed)
+            if not return_exceptions:
+                raise
+            return e
     with ThreadPoolExecutor(max_workers=min(threads, len(urls))) as pool:
-        return list(pool.map(lambda u: fetch(u, cfg, allow_private), urls))
+        return list(pool.map(one, urls))

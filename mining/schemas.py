@@ -1,4 +1,5 @@
-"""The declared Parquet schemas of the mining outputs (one row per page / reference / image / pair)."""
+"""The declared Parquet schemas of the mining outputs (one row per page / reference / image / pair /
+failure)."""
 import pyarrow as pa
 
 PAGES = pa.schema([
@@ -23,6 +24,12 @@ PAIRS = pa.schema([
     ("cond_image_id", pa.string()), ("target_image_id", pa.string()), ("cond_url", pa.string()),
     ("target_url", pa.string()), ("phash_distance", pa.int32()), ("warc_file", pa.string()),
     ("warc_offset", pa.int64()),
+])
+
+# one row per element whose step raised (mining/containment.py): where it came from, what was raised
+FAILURES = pa.schema([
+    ("stage", pa.string()), ("error", pa.string()), ("message", pa.string()), ("traceback", pa.string()),
+    ("warc_file", pa.string()), ("warc_offset", pa.int64()), ("url", pa.string()), ("element", pa.string()),
 ])
 
 

@@ -85,7 +85,7 @@ class DecodeConfig:
     max_memory_mb: int
 
     def validate(self, where: str) -> None:
-        _check(self.max_memory_mb >= 16, where, "max_memory_mb", self.max_memory_mb, "at least 16")
+        _check(self.max_memory_mb >= 32, where, "max_memory_mb", self.max_memory_mb, "at least 32")
 
 
 @dataclass(frozen=True)

@@ -118,4 +118,4 @@ def test_other_formats_over_the_budget_are_refused_naming_the_image(settings):
 
 def test_the_budget_is_configured_and_checked():
     with pytest.raises(ConfigError, match="max_memory_mb"):
-        load_settings(REPO / "pipelines.yaml", "local", ["stages.mine.decode.max_memory_mb=8"])
+        load_settings(REPO / "pipelines.yaml", "local", ["stages.mine.decode.max_memory_mb=16"])
