@@ -25,6 +25,7 @@ from semantica.outputs import prepare_output
 from semantica.mining import reasons as R
 from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
+from semantica.mining.beam_logs import beam_logs_to_file, log_path
 from semantica.mining.containment import Contained, contained, count, failure_outputs
 from semantica.mining.dedup import band_keys, capped_union, near_pairs
 from semantica.mining.failures import INTERNAL_ERROR, failure_row, internal_error
@@ -203,6 +204,11 @@ def image_row(kv):
     yield _count("images")
 
 
+def _image_at(kv) -> dict:
+    url, _, res = min(kv[1]["bytes"], key=lambda x: x[0])
+    return dict(warc_file=res["warc_file"], warc_offset=res["warc_offset"], url=url)
+
+
 def _step(stage: str, fn, *args, outputs: tuple = (), main: str = "out", where=None, fallback=None):
     """A contained ParDo of a plain function, with its 'stats' and 'failures' outputs."""
     kw = {} if where is None else {"where": where}
@@ -277,7 +283,7 @@ class MinePairs(beam.PTransform):
                                                 main="refs", where=lambda kv: _page_at(list(kv[1]["page"])[0])))
         all_bytes = (joined.bytes, fetched.bytes) | "AllBytes" >> beam.Flatten()
         images = steps({"used": assembled.used, "bytes": all_bytes} | "JoinImages" >> beam.CoGroupByKey()
-                       | "ImageRows" >> _step("images", image_row, main="images", where=lambda kv: dict(url=kv[0])))
+                       | "ImageRows" >> _step("images", image_row, main="images", where=_image_at))
         stats = (tuple(r.stats for r in side) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum))
         failures = tuple(r.failures for r in side) | "AllFailures" >> beam.Flatten()
         return {"refs": assembled.refs, "pairs": assembled.pairs, "pages": assembled.pages,
@@ -361,7 +367,7 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))
     t0 = time.perf_counter()
-    with beam.Pipeline(options=pipeline_options(settings, extra_options)) as p:
+    with beam_logs_to_file(log_path(out)), beam.Pipeline(options=pipeline_options(settings, extra_options)) as p:
         build_pipeline(p, locations, out, cfg, allow)
     counts: dict = {}
     stats_files = [m.path for r in FileSystems.match([f"{out}/_stats/*.jsonl"]) for m in r.metadata_list]
