@@ -33,7 +33,6 @@ from semantica.mining.fetch import fetch_many
 from semantica.mining.resolve import from_download, from_warc
 
 log = logging.getLogger(__name__)
-_count = count
 # stage names of internal errors (`<stage>:internal_error`); records are "read" (extract.READ_STAGE)
 IMAGE_STAGE, FETCH_STAGE, DEDUP_STAGE = "image", "fetch", "dedup"
 
@@ -59,7 +58,7 @@ class ReadWarcs(beam.DoFn):
         except Exception as e:  # noqa: BLE001 (outside any record: the rest of this file is lost, the job goes on)
             yield from failure_outputs(failure_row(READ_STAGE, e, warc_file=location))
         for k, v in counts.items():
-            yield _count(k, v)
+            yield count(k, v)
 
 
 def first_capture(kv):
@@ -69,7 +68,7 @@ def first_capture(kv):
     page = min(pages, key=lambda p: (p["warc_file"], p["warc_offset"]))
     yield page
     if len(pages) > 1:
-        yield _count("pages:duplicate_capture", len(pages) - 1)
+        yield count("pages:duplicate_capture", len(pages) - 1)
 
 
 def candidates(page: dict):
@@ -92,7 +91,7 @@ def join_bytes(kv, cfg: MineConfig):
     url, grouped = kv
     refs, records = list(grouped["refs"]), list(grouped["warc"])
     if not refs:
-        yield _count("records:image_unreferenced", len(records))
+        yield count("records:image_unreferenced", len(records))
         return
     if records:
         yield from emit_result(url, refs, *from_warc(url, records, cfg))
@@ -132,9 +131,9 @@ class FetchBatch(beam.DoFn):
 
 
 def emit_result(url: str, refs: list, result: dict, body: Optional[bytes]):
-    yield _count(f"urls:{result['source']}")
+    yield count(f"urls:{result['source']}")
     if result["status"] != R.KEPT:
-        yield _count(f"urls:{result['status']}")
+        yield count(f"urls:{result['status']}")
     for ref in refs:
         yield dict(result, page_url=ref["page_url"], position=ref["position"], domain=ref["domain"])
     if body is not None:
@@ -188,10 +187,10 @@ def assemble(kv, cfg: MineConfig):
     for image_id in {r["image_id"] for r in rows if r["status"] == R.KEPT}:
         yield TaggedOutput("used", (image_id, True))
     for status, n in status_counts.items():
-        yield _count(f"refs:{status}", n)
-    yield _count("pairs", len(pairs))
+        yield count(f"refs:{status}", n)
+    yield count("pairs", len(pairs))
     if pairs:
-        yield _count("pages:with_pairs")
+        yield count("pages:with_pairs")
 
 
 def image_row(kv):
@@ -201,7 +200,7 @@ def image_row(kv):
     url, body, res = min(grouped["bytes"], key=lambda x: x[0])
     yield schemas.project(dict(res, image_id=image_id, url=url, bytes=body, source_warc_file=res["warc_file"],
                                source_warc_offset=res["warc_offset"]), schemas.IMAGES)
-    yield _count("images")
+    yield count("images")
 
 
 def _image_at(kv) -> dict:
@@ -228,9 +227,9 @@ class MinePairs(beam.PTransform):
         cfg, dedup = self.cfg, self.cfg.dedup
         side: list = []  # every step's stats and failures
 
-        def steps(*results):
-            side.extend(results)
-            return results[0] if len(results) == 1 else results
+        def steps(result):
+            side.append(result)
+            return result
 
         page_at = lambda kv: _page_at(min(kv[1], key=lambda p: (p["warc_file"], p["warc_offset"])))  # noqa: E731
         read = steps(locations | "SpreadFiles" >> beam.Reshuffle()
