@@ -68,14 +68,16 @@ def _poison(mined: Path) -> dict:
     pages_of: dict = {}
     for r in refs:
         pages_of.setdefault(r["url"], set()).add(r["page_url"])
-    single = [r for r in refs if r["status"] == R.KEPT and len(pages_of[r["url"]]) == 1 and r["url"] in images]
+    single = sorted((r for r in refs if r["status"] == R.KEPT and len(pages_of[r["url"]]) == 1 and r["url"] in images),
+                    key=lambda r: (r["page_url"], r["position"]))  # Parquet row order is the runner's
     warc_img = next(r for r in single if images[r["url"]]["source"] == "warc")
     dl_img = next(r for r in single if images[r["url"]]["source"] == "download"
                   and r["page_url"] != warc_img["page_url"])
     used = {warc_img["page_url"], dl_img["page_url"]}
     with_pairs = sorted({p["page_url"] for p in rows(mined, "pairs")} - used)
     return dict(read=with_pairs[0], assemble=with_pairs[1], warc_image=warc_img["url"], download_image=dl_img["url"],
-                image_pages=used)
+                image_pages=used, warc_ref=(warc_img["page_url"], warc_img["position"]),
+                download_ref=(dl_img["page_url"], dl_img["position"]))
 
 
 def test_injected_bugs_are_contained_counted_and_written_aside(mined, sample_web, sample_web_port, settings,
@@ -114,9 +116,9 @@ def test_injected_bugs_are_contained_counted_and_written_aside(mined, sample_web
     got, want = rows(out, "refs"), rows(mined, "refs")
     gone = {poison["read"], poison["assemble"]}
     assert {r["page_url"] for r in got} == {r["page_url"] for r in want} - gone
-    by_url = {r["url"]: r for r in got}
-    assert by_url[poison["warc_image"]]["status"] == "image:internal_error"
-    assert by_url[poison["download_image"]]["status"] == "fetch:internal_error"
+    at = {(r["page_url"], r["position"]): r for r in got}
+    assert at[poison["warc_ref"]]["status"] == "image:internal_error"
+    assert at[poison["download_ref"]]["status"] == "fetch:internal_error"
     untouched = gone | poison["image_pages"]
     key = lambda r: (r["page_url"], r["position"])  # noqa: E731
     assert sorted((r for r in got if r["page_url"] not in untouched), key=key) == \
