@@ -3,8 +3,9 @@
 Before any pixel is decoded, the header's size is checked against the pixel cap (a
 decompression bomb costs nothing) and the decode's memory is estimated (pixels x bytes per
 pixel in Pillow, plus what the decoder holds beside the image) against `max_memory_mb`: over
-it, a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Image.draft), any other
-format is refused. Palette, alpha, CMYK, 16-bit, 32-bit and animated images are brought to
+it, a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Image.draft), a JPEG 2000
+at a lower resolution level (OpenJPEG), any other format is refused: the others decode whole or
+not at all, so reducing after the decode would not lower the peak. Palette, alpha, CMYK, 16-bit, 32-bit and animated images are brought to
 RGB (transparency over white, the first frame of an animation), then grey, before the pHash
 (imagehash), so the same picture hashes the same whatever its encoding. A large image goes
 to grey a strip of rows at a time: no full-size RGB or RGBA copy (to_rgb costs up to 16
@@ -120,18 +121,20 @@ def decode_memory(size: tuple[int, int], mode: str, fmt: str) -> int:
 
 
 def _fit_memory(img: Image.Image, fmt: str, budget: int) -> Optional[int]:
-    """Make the decode fit `budget` bytes: the DCT scale chosen for a JPEG (1 = full size), or None."""
+    """Make the decode fit `budget` bytes: the scale chosen (1 = full size), or None. Only JPEG
+    (libjpeg's DCT scaling) and JPEG 2000 (OpenJPEG's resolution levels) decode smaller than whole."""
     if decode_memory(img.size, img.mode, fmt) <= budget:
         return 1
-    if fmt != "jpeg":
-        return None
     w, h = img.size
-    for scale in (2, 4, 8):
-        reduced = (math.ceil(w / scale), math.ceil(h / scale))
-        if decode_memory(reduced, img.mode, fmt) <= budget:
-            if img.draft(img.mode, (max(1, w // scale), max(1, h // scale))) is None:
-                return None  # not a baseline or progressive JPEG with one tile: no DCT scaling
-            return scale
+    scales = {"jpeg": (2, 4, 8), "jpeg2000": (2, 4, 8, 16, 32)}.get(fmt, ())
+    for scale in scales:
+        if decode_memory((math.ceil(w / scale), math.ceil(h / scale)), img.mode, fmt) > budget:
+            continue
+        if fmt == "jpeg2000":
+            img.reduce = scale.bit_length() - 1  # Pillow's J2K plugin: decode at 1/2**reduce
+        elif img.draft(img.mode, (max(1, w // scale), max(1, h // scale))) is None:
+            return None  # not a JPEG of one tile: no DCT scaling
+        return scale
     return None
 
 

@@ -39,7 +39,7 @@ FETCH_REDIRECTS = "fetch:too_many_redirects"
 # decoding
 DEC_CORRUPT = "decode:corrupt"
 DEC_BOMB = "decode:too_many_pixels"          # a decompression bomb, refused before decoding
-DEC_MEMORY = "decode:too_much_memory"        # decoding would need more than decode.max_memory_mb (not a JPEG)
+DEC_MEMORY = "decode:too_much_memory"        # decoding would need more than decode.max_memory_mb (JPEGs are reduced)
 DEC_TOO_SMALL = "decode:too_small"
 DEC_ASPECT = "decode:aspect_ratio"
 # deduplication

@@ -1,6 +1,6 @@
 """Decoding in bounded memory (issue 10): the peak stays under decode.max_memory_mb on a bomb set,
-the pHash is bit-identical to converting the whole image, a JPEG over the budget is decoded at
-reduced size, other formats are refused with a reason that names the image."""
+the pHash is bit-identical to converting the whole image, a JPEG or JPEG 2000 over the budget is
+decoded at reduced size, other formats are refused with a reason that names the image."""
 from __future__ import annotations
 
 import dataclasses
@@ -39,6 +39,7 @@ def test_decode_memory_stays_within_the_budget_on_the_bomb_set():
     by_name = {r["image"]: r for r in rows}
     assert by_name["png RGBA"]["full_decode_mb"] > 1.5 * budget  # what the bound saves
     assert by_name["webp lossless RGBA"]["result"] == R.DEC_MEMORY
+    assert by_name["jpeg2000 RGB"]["result"].startswith("kept")  # at a lower resolution level
 
 
 def _picture(size, seed=0) -> Image.Image:
@@ -98,15 +99,18 @@ def test_phash_is_bit_identical_to_converting_the_whole_image(settings, monkeypa
         assert got.phash not in (0, D.to_signed(1 << 63)), name  # a real picture, not a flat one
 
 
-def test_a_jpeg_over_the_budget_is_decoded_at_reduced_size(settings):
-    data = _encode(_picture((3000, 2000)), "JPEG", quality=90)
+@pytest.mark.parametrize("fmt, scale", [("JPEG", 2), ("JPEG2000", 4)])
+def test_a_jpeg_over_the_budget_is_decoded_at_reduced_size(fmt, scale, settings):
+    data = _encode(_picture((2400, 1600)), fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     cfg = dataclasses.replace(settings.stages.mine.decode, max_memory_mb=32)
-    assert D.decode_memory((3000, 2000), "RGB", "jpeg") > 32 << 20
+    img = Image.open(io.BytesIO(data))
+    assert D.decode_memory(img.size, img.mode, fmt.lower()) > 32 << 20
+    assert D._fit_memory(img, fmt.lower(), 32 << 20) == scale
     got = D.decode_image(data, cfg)
-    assert isinstance(got, D.Decoded) and (got.width, got.height) == (3000, 2000)  # the size of the file
+    assert isinstance(got, D.Decoded) and (got.width, got.height) == (2400, 1600)  # the size of the file
     full = D.decode_image(data, settings.stages.mine.decode)
     assert full.phash == _whole_image_phash(data)  # under the budget: decoded whole, hash unchanged
-    assert D.hamming(got.phash, full.phash) <= 4  # libjpeg's 1/2 scale: nearly the same picture
+    assert D.hamming(got.phash, full.phash) <= 4  # 1/2 or 1/4 scale: nearly the same picture
 
 
 def test_other_formats_over_the_budget_are_refused_naming_the_image(settings):
