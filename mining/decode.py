@@ -1,27 +1,42 @@
-"""Decoding image bytes and hashing them perceptually.
+"""Decoding image bytes and hashing them perceptually, in bounded memory.
 
-The pixel count is checked from the header, before any pixel is decoded, so a
-decompression bomb costs nothing. Palette, alpha, CMYK, 16-bit and animated images are
-brought to RGB (transparency over white, the first frame of an animation) before the
-pHash (imagehash), so the same picture hashes the same whatever its encoding.
+Before any pixel is decoded, the header's size is checked against the pixel cap (a
+decompression bomb costs nothing) and the decode's memory is estimated (pixels x bytes per
+pixel in Pillow, plus what the decoder holds beside the image) against `max_memory_mb`: over
+it, a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Image.draft), a JPEG 2000
+at a lower resolution level (OpenJPEG), any other format is refused: the others decode whole or
+not at all, so reducing after the decode would not lower the peak. Palette, alpha, CMYK, 16-bit, 32-bit and animated images are brought to
+RGB (transparency over white, the first frame of an animation), then grey, before the pHash
+(imagehash), so the same picture hashes the same whatever its encoding. A large image goes
+to grey a strip of rows at a time: no full-size RGB or RGBA copy (to_rgb costs up to 16
+bytes a pixel), and the same grey pixels, so the same hash, as converting it whole.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import imagehash
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageMode, UnidentifiedImageError
 
 from semantica.config import DecodeConfig
 from semantica.mining import reasons as R
 
 # The size is checked against our own limit first; Pillow's bomb check stays on behind it.
+PHASH_SIDE = 32           # imagehash.phash shrinks to hash_size 8 x highfreq_factor 4 before its DCT
+STRIP_BYTES = 8 << 20     # a strip of rows goes through to_rgb and back to grey in about this much
+STRIP_COST = 32           # bytes a pixel of a strip costs at most (RGBA: crop, RGBA, white, composite, RGB, L)
+# What a decoder holds beside the image, in image sizes (measured: benchmarks/bench_decode_memory.py):
+# Pillow's own decoders write into the image; libwebp keeps its own canvas and hands Pillow the frame
+# as bytes; OpenJPEG decodes into 32-bit planes. A format not measured is assumed to hold one copy.
+DECODER_COPIES = {"jpeg": 0.0, "mpo": 0.0, "png": 0.0, "gif": 0.0, "tiff": 0.0, "bmp": 0.0,
+                  "webp": 3.0, "jpeg2000": 4.0}
 
 
 @dataclass
@@ -53,7 +68,9 @@ def to_unsigned(h: int) -> int:
     return h + (1 << 64) if h < 0 else h
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image, value_max: Optional[float] = None) -> Image.Image:
+    """RGB for any mode. `value_max`: the largest value of a 32-bit (I, F) image, when `img` is a
+    strip of it (it scales to 0-255); by default the image's own."""
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -62,13 +79,63 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return Image.fromarray((np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8), "L").convert("RGB")
     if img.mode in ("I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        return Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8), "L").convert("RGB")
+        top = arr.max() if value_max is None else value_max
+        arr /= max(top, 1)  # in place: the same values as arr / top * 255, without two more copies
+        arr *= 255
+        return Image.fromarray(np.clip(arr, 0, 255, out=arr).astype(np.uint8), "L").convert("RGB")
     return img.convert("RGB")
 
 
+def to_grey(img: Image.Image) -> Image.Image:
+    """`to_rgb(img).convert("L")`, pixel for pixel, a strip of rows at a time when the image is large."""
+    w, h = img.size
+    rows = max(1, STRIP_BYTES // (STRIP_COST * w))
+    if rows >= h:
+        return to_rgb(img).convert("L")
+    value_max = img.getextrema()[1] if img.mode in ("I", "F") else None
+    grey = Image.new("L", (w, h))
+    for y in range(0, h, rows):
+        grey.paste(to_rgb(img.crop((0, y, w, min(y + rows, h))), value_max).convert("L"), (0, y))
+    return grey
+
+
 def phash_int(img: Image.Image) -> int:
-    h = imagehash.phash(img)
-    return int(str(h), 16)
+    """imagehash's pHash. A grey image is shrunk first, as phash itself does (convert("L") then
+    resize to 32x32, LANCZOS), which spares phash's full-size copy of it: the same hash."""
+    if img.mode == "L":
+        img = img.resize((PHASH_SIDE, PHASH_SIDE), Image.Resampling.LANCZOS)
+    return int(str(imagehash.phash(img)), 16)
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """Pillow stores one-band images in their own width (1, 2 or 4 bytes), all others in 4 bytes."""
+    desc = ImageMode.getmode(mode)
+    return np.dtype(desc.typestr).itemsize if len(desc.bands) == 1 else 4
+
+
+def decode_memory(size: tuple[int, int], mode: str, fmt: str) -> int:
+    """Peak bytes of decoding an image of this size and mode, and hashing it: the image, the
+    decoder's own copies, the grey image pHash reads, and a strip in flight (twice: allocator slack)."""
+    w, h = size
+    return int(w * h * (bytes_per_pixel(mode) * (1 + DECODER_COPIES.get(fmt, 1.0)) + 1)) + 2 * STRIP_BYTES
+
+
+def _fit_memory(img: Image.Image, fmt: str, budget: int) -> Optional[int]:
+    """Make the decode fit `budget` bytes: the scale chosen (1 = full size), or None. Only JPEG
+    (libjpeg's DCT scaling) and JPEG 2000 (OpenJPEG's resolution levels) decode smaller than whole."""
+    if decode_memory(img.size, img.mode, fmt) <= budget:
+        return 1
+    w, h = img.size
+    scales = {"jpeg": (2, 4, 8), "jpeg2000": (2, 4, 8, 16, 32)}.get(fmt, ())
+    for scale in scales:
+        if decode_memory((math.ceil(w / scale), math.ceil(h / scale)), img.mode, fmt) > budget:
+            continue
+        if fmt == "jpeg2000":
+            img.reduce = scale.bit_length() - 1  # Pillow's J2K plugin: decode at 1/2**reduce
+        elif img.draft(img.mode, (max(1, w // scale), max(1, h // scale))) is None:
+            return None  # not a JPEG of one tile: no DCT scaling
+        return scale
+    return None
 
 
 def decode_image(data: bytes, cfg: DecodeConfig) -> Union[Decoded, DecodeFailure]:
@@ -84,14 +151,18 @@ def decode_image(data: bytes, cfg: DecodeConfig) -> Union[Decoded, DecodeFailure
             fmt = (img.format or "").lower()
             frames = getattr(img, "n_frames", 1)
             img.seek(0)
+            if _fit_memory(img, fmt, cfg.max_memory_mb << 20) is None:
+                need = decode_memory((w, h), img.mode, fmt) >> 20
+                return DecodeFailure(R.DEC_MEMORY, f"{w}x{h} {img.mode} {fmt}: ~{need} MB to decode > "
+                                                   f"max_memory_mb {cfg.max_memory_mb}")
             img.load()
-            rgb = to_rgb(img)
+            phash = phash_int(to_grey(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return DecodeFailure(R.DEC_BOMB, str(e)[:200])
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError,
             TypeError, struct.error) as e:
         return DecodeFailure(R.DEC_CORRUPT, f"{type(e).__name__}: {e}"[:200])
-    return Decoded(image_id=image_id(data), phash=to_signed(phash_int(rgb)), width=w, height=h, format=fmt,
+    return Decoded(image_id=image_id(data), phash=to_signed(phash), width=w, height=h, format=fmt,
                    mode=img.mode, frames=frames)
 
 

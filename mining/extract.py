@@ -12,18 +12,25 @@ from urllib.parse import urlsplit
 
 from semantica.config import MineConfig
 from semantica.mining import reasons as R
+from semantica.mining.failures import failure_row, internal_error
+from semantica.mining.html_bounds import bound_html
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls
 from semantica.mining.prefilter import prefilter_page
 from semantica.mining.warc_io import Record, iter_records
 
 log = logging.getLogger(__name__)
 MAIN_CONTENT_MAX_CHARS = 2_000_000
+READ_STAGE = "read"  # the stage name of a record's failures
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
-def domain_of(url: str) -> str:
-    """The host without a leading www. (what 'seen on M domains' counts)."""
-    host = (urlsplit(url).hostname or "").lower()
+def domain_of(url: str) -> Optional[str]:
+    """The host without a leading www. (what 'seen on M domains' counts); None if the URL does not
+    parse (e.g. `http://[bad]/`)."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
     return host[4:] if host.startswith("www.") else host
 
 
@@ -36,58 +43,87 @@ def looks_like_image(rec: Record) -> bool:
 
 
 def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[dict]:
-    """A page dict (with `refs`, each carrying its prefilter status), or None if not a page."""
+    """A page dict (with `refs`, each carrying its prefilter status), or None if dropped (counted)."""
+    domain = domain_of(rec.uri)
+    if domain is None:
+        counts[R.PAGE_BAD_URI] += 1
+        log.warning("%s @%d: page URI %r does not parse: dropped", rec.warc_file, rec.offset, rec.uri[:200])
+        return None
     text, charset = decode_html(rec.body[:cfg.max_html_bytes], rec.header("Content-Type"))
     truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
     if truncated:
         counts[R.PAGE_TRUNCATED] += 1
+    bounded = bound_html(text, cfg.parse)  # no nesting or tag count that makes a parser slow
+    cuts = bounded.cuts
     try:
-        refs = extract_refs(text, rec.uri)
-        # trafilatura costs ~15 ms per ordinary page and grows with size: skip it on huge pages
-        use_main = cfg.main_content and refs and len(text) <= MAIN_CONTENT_MAX_CHARS
-        main = main_content_urls(text, rec.uri) if use_main else set()
+        refs = extract_refs(bounded.html, rec.uri)
+        use_main = bool(cfg.main_content and refs)
+        # trafilatura costs ~15 ms per ordinary page and grows with tags and size: skip it on huge pages
+        if use_main and (bounded.tags > cfg.parse.main_content_max_tags or len(text) > MAIN_CONTENT_MAX_CHARS):
+            use_main = False
+            cuts = cuts + [f"main content not looked for ({bounded.tags} tags, {len(text)} characters)"]
+        main = main_content_urls(bounded.html, rec.uri) if use_main else set()
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
         counts[R.PAGE_PARSE_ERROR] += 1
         log.warning("%s @%d: cannot parse %s: %s: %s", rec.warc_file, rec.offset, rec.uri, type(e).__name__, e)
         return None
+    if cuts:
+        counts[R.PAGE_TOO_COMPLEX] += 1
+        log.info("%s @%d: %s: %s", rec.warc_file, rec.offset, rec.uri[:200], "; ".join(cuts))
     statuses = prefilter_page(refs, cfg.prefilter)
     out_refs = []
     for ref, status in zip(refs, statuses):
         out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
                              height=ref.declared_height, position=ref.position, source=ref.source,
                              in_main_content=(ref.url in main) if use_main else None, status=status))
-    return dict(page_url=rec.uri, domain=domain_of(rec.uri), warc_file=rec.warc_file, warc_offset=rec.offset,
+    return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
-                charset=charset, html_bytes=len(rec.body), truncated=truncated, refs=out_refs)
+                charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),
+                refs=out_refs)
+
+
+def record_items(rec: Record, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
+    """What one record gives: ('page', page dict), ('image', (url, image record dict)) or nothing."""
+    counts["records"] += 1
+    if not rec.uri:
+        counts["records:no_uri"] += 1
+        return
+    status = rec.http_status or 0
+    if is_html(rec.header("Content-Type"), rec.body):
+        if not 200 <= status < 300:
+            counts[R.PAGE_HTTP_STATUS] += 1
+            return
+        page = page_from_record(rec, cfg, counts)
+        if page is not None:
+            counts["pages"] += 1
+            yield "page", page
+    elif 200 <= status < 300 and looks_like_image(rec):
+        counts["records:image"] += 1
+        yield "image", (rec.uri, dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
+                                      warc_file=rec.warc_file, warc_offset=rec.offset))
+    else:
+        counts["records:other"] += 1
 
 
 def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
-    """Yield ('page', page dict) and ('image', (url, image record dict)) for one WARC file."""
+    """Yield ('page', page dict), ('image', (url, image record dict)) and, for a record that raised,
+    ('failure', failures/ row) for one WARC file: one record's bug does not stop the file."""
     errors: list = []
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
     counts["warc_files"] += 1
     n = 0
     for rec in iter_records(location, cfg.reader, limit, errors):
         n += 1
-        counts["records"] += 1
-        if not rec.uri:
-            counts["records:no_uri"] += 1
+        try:
+            items = list(record_items(rec, cfg, counts))
+        except Exception as e:  # noqa: BLE001 (contained per record: counted and written aside)
+            counts[internal_error(READ_STAGE)] += 1
+            log.warning("%s @%d: %s: %s: %s", rec.warc_file, rec.offset, internal_error(READ_STAGE),
+                        type(e).__name__, e)
+            yield "failure", failure_row(READ_STAGE, e, rec.warc_file, rec.offset, rec.uri,
+                                         dict(uri=rec.uri, headers=rec.headers, body=rec.body))
             continue
-        status = rec.http_status or 0
-        if is_html(rec.header("Content-Type"), rec.body):
-            if not 200 <= status < 300:
-                counts[R.PAGE_HTTP_STATUS] += 1
-                continue
-            page = page_from_record(rec, cfg, counts)
-            if page is not None:
-                counts["pages"] += 1
-                yield "page", page
-        elif 200 <= status < 300 and looks_like_image(rec):
-            counts["records:image"] += 1
-            yield "image", (rec.uri, dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
-                                          warc_file=rec.warc_file, warc_offset=rec.offset))
-        else:
-            counts["records:other"] += 1
+        yield from items
     if n == 0 and not errors:
         counts[R.WARC_EMPTY] += 1
     for reason, detail in errors:

@@ -4,7 +4,8 @@ img2dataset's downloader reads whole bodies with plain urllib and no address che
 the fetch is ours, built on urllib with: an SSRF guard that resolves the host itself and
 connects only to a vetted public address (so a redirect or a DNS answer that changes
 between check and connect cannot reach loopback, private, link-local, multicast or
-reserved space), no environment proxies (the guard must see the real peer), a size
+reserved space; an IPv6 address that embeds an IPv4 one, mapped, compatible, SIIT, NAT64 or
+6to4, is judged by the IPv4 address), no environment proxies (the guard must see the real peer), a size
 limit enforced while reading, a total deadline, retries on transient failures only, and
 X-Robots-Tag noai / noimageai honoured with img2dataset's rule.
 Failures are values: `Fetched.reason` is one of mining/reasons.py.
@@ -52,10 +53,31 @@ def _host_allowed(url: str, allowed: tuple) -> bool:
     return not allowed or (urllib.parse.urlsplit(url).hostname or "").lower() in allowed
 
 
+# IPv6 prefixes whose low 32 bits are an IPv4 address a packet ends up at (RFC 4291, 6052, 6145)
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")         # deprecated; also holds :: and ::1
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")          # IPv4-translated
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")            # the well-known NAT64 prefix
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")    # local-use NAT64: the IPv4 part may sit anywhere
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
+    """The IPv4 address an IPv6 address stands for (mapped, compatible, SIIT, NAT64, 6to4), if any."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr in _IPV4_COMPATIBLE or addr in _SIIT or addr in _NAT64:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(ip: str) -> bool:
     addr = ipaddress.ip_address(ip.split("%")[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        # Python's is_global calls these public although they reach an internal IPv4 host
+        if addr.is_site_local or addr in _NAT64_LOCAL:  # fec0::/10 is deprecated, yet routed on some LANs
+            return False
+        addr = embedded_ipv4(addr) or addr
     # is_global excludes private, loopback, link-local, reserved, unspecified and shared (100.64/10) space
     return addr.is_global and not addr.is_multicast
 
@@ -166,7 +188,7 @@ def fetch(url: str, cfg: DownloadConfig, allow_private: Optional[bool] = None) -
     for attempt in range(cfg.retries + 1):
         try:
             return _fetch_once(opener, url, cfg)
-        except Exception as e:  # noqa: BLE001 (every failure becomes a counted reason)
+        except (OSError, http.client.HTTPException, ValueError) as e:  # network, HTTP, bad URL: a reason
             reason, retry = _classify(e)
             detail = f"{type(e).__name__}: {e}"[:300]
             if not retry:
@@ -203,9 +225,19 @@ def _fetch_once(opener, url: str, cfg: DownloadConfig) -> Fetched:
 
 
 def fetch_many(urls: list[str], cfg: DownloadConfig, threads: int = 16,
-               allow_private: Optional[bool] = None) -> list[Fetched]:
-    """Fetch in a thread pool (downloads wait on the network, not the CPU); order preserved."""
+               allow_private: Optional[bool] = None, return_exceptions: bool = False) -> list:
+    """Fetch in a thread pool (downloads wait on the network, not the CPU); order preserved.
+    `return_exceptions`: an unexpected exception (a bug) takes its URL's place in the list instead of
+    ending the batch, so the caller can contain it per URL."""
     if not urls:
         return []
+
+    def one(url: str):
+        try:
+            return fetch(url, cfg, allow_private)
+        except Exception as e:  # noqa: BLE001 (handed back, not swallowed)
+            if not return_exceptions:
+                raise
+            return e
     with ThreadPoolExecutor(max_workers=min(threads, len(urls))) as pool:
-        return list(pool.map(lambda u: fetch(u, cfg, allow_private), urls))
+        return list(pool.map(one, urls))

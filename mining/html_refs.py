@@ -55,9 +55,11 @@ def _codec(name: Optional[str]) -> Optional[str]:
     if not name:
         return None
     try:
-        return codecs.lookup(name.strip().strip("\"'")).name
+        info = codecs.lookup(name.strip().strip("\"'"))
     except LookupError:
         return None
+    # hex, base64, rot13, zlib, uu…: Python registers byte transforms as codecs; they are no charset
+    return info.name if info._is_text_encoding else None
 
 
 def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
@@ -72,7 +74,7 @@ def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
             continue
         try:
             return body.decode(cs), cs
-        except UnicodeDecodeError:
+        except UnicodeError:  # also `undefined` and `punycode`, which raise the base class
             continue
     return body.decode("cp1252", errors="replace"), "cp1252"
 
@@ -147,6 +149,16 @@ def resolve(base: str, raw: str) -> Optional[str]:
     return url.replace(" ", "%20")
 
 
+def _picture_source(picture) -> Optional[str]:
+    """The URL a <picture> shows on the widest screen: among its <source srcset> children, the one
+    for the widest screen, among equals the first (the preferred format); its largest candidate."""
+    sources = [c.attributes for c in picture.iter() if c.tag == "source" and c.attributes.get("srcset")]
+    if not sources:
+        return None
+    best = max(enumerate(sources), key=lambda s: (_media_width(s[1].get("media")), -s[0]))[1]
+    return largest_candidate(best["srcset"])
+
+
 def extract_refs(html: str, page_url: str) -> list[ImageRef]:
     """Every image reference in document order; og:image last (page metadata, not content)."""
     tree = LexborHTMLParser(html)
@@ -156,6 +168,7 @@ def extract_refs(html: str, page_url: str) -> list[ImageRef]:
         base = resolve(page_url, base_node.attributes.get("href") or "") or page_url
     refs: list[ImageRef] = []
     og: list[str] = []
+    picture_choice: dict[int, Optional[str]] = {}  # one look at a <picture>'s children, however many <img> it has
     for node in tree.css("img, meta"):
         a = node.attributes
         if node.tag == "meta":
@@ -165,10 +178,10 @@ def extract_refs(html: str, page_url: str) -> list[ImageRef]:
         raw, source = None, "img"
         parent = node.parent
         if parent is not None and parent.tag == "picture":
-            sources = [c.attributes for c in parent.iter() if c.tag == "source" and c.attributes.get("srcset")]
-            if sources:  # the source for the widest screen; among equals the first (preferred format)
-                best = max(enumerate(sources), key=lambda s: (_media_width(s[1].get("media")), -s[0]))[1]
-                raw, source = largest_candidate(best["srcset"]), "picture"
+            if parent.mem_id not in picture_choice:
+                picture_choice[parent.mem_id] = _picture_source(parent)
+            if picture_choice[parent.mem_id] is not None:
+                raw, source = picture_choice[parent.mem_id], "picture"
         if raw is None:
             for attr in LAZY_ATTRS:
                 if a.get(attr) and not a[attr].startswith("data:"):

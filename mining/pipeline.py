@@ -5,7 +5,7 @@
                                                             │      in WARC: decode │ else: fetch+decode
   results by image id ─LSH bands─ near pairs ─ neighbourhood page/domain counts ─ frequent ids ─┐
   results + frequent ─ByPage─ Assemble ─┬─ refs/  ─┬─ pairs/ ─┬─ pages/ ─┬─ used ids + bytes → images/
-  stats from every step ─ sum ─ stats.json
+  stats from every step ─ sum ─ stats.json;   an element whose step raised ─ failures/ (containment.py)
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
@@ -26,36 +25,40 @@ from semantica.outputs import prepare_output
 from semantica.mining import reasons as R
 from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
+from semantica.mining.beam_logs import beam_logs_to_file, log_path
+from semantica.mining.containment import Contained, contained, count, failure_outputs
 from semantica.mining.dedup import band_keys, capped_union, near_pairs
+from semantica.mining.failures import INTERNAL_ERROR, failure_row, internal_error
 from semantica.mining.fetch import fetch_many
 from semantica.mining.resolve import from_download, from_warc
 
 log = logging.getLogger(__name__)
-NAMESPACE = "semantica.mine"
+# stage names of internal errors (`<stage>:internal_error`); records are "read" (extract.READ_STAGE)
+IMAGE_STAGE, FETCH_STAGE, DEDUP_STAGE = "image", "fetch", "dedup"
 
 
-def _count(name: str, n: int = 1):
-    Metrics.counter(NAMESPACE, name).inc(n)
-    return TaggedOutput("stats", (name, n))
+def _page_at(page: dict) -> dict:
+    return dict(warc_file=page.get("warc_file"), warc_offset=page.get("warc_offset"), url=page.get("page_url"))
 
 
-# ----------------------------------------------------------------------------- DoFns
+# ----------------------------------------------------------------------------- steps
 class ReadWarcs(beam.DoFn):
-    """One WARC location → pages (main output) and in-WARC image records ('images')."""
+    """One WARC location → pages (main output) and in-WARC image records ('images'); a record that
+    raises is contained in process_warc ('failures')."""
 
     def __init__(self, cfg: MineConfig):
         self.cfg = cfg
 
     def process(self, location: str):
-        from semantica.mining.extract import process_warc
+        from semantica.mining.extract import READ_STAGE, process_warc
         counts: Counter = Counter()
-        for kind, item in process_warc(location, self.cfg, counts):
-            if kind == "page":
-                yield item
-            else:
-                yield TaggedOutput("images", item)
+        try:
+            for kind, item in process_warc(location, self.cfg, counts):
+                yield item if kind == "page" else TaggedOutput("images" if kind == "image" else "failures", item)
+        except Exception as e:  # noqa: BLE001 (outside any record: the rest of this file is lost, the job goes on)
+            yield from failure_outputs(failure_row(READ_STAGE, e, warc_file=location))
         for k, v in counts.items():
-            yield _count(k, v)
+            yield count(k, v)
 
 
 def first_capture(kv):
@@ -65,47 +68,72 @@ def first_capture(kv):
     page = min(pages, key=lambda p: (p["warc_file"], p["warc_offset"]))
     yield page
     if len(pages) > 1:
-        yield _count("pages:duplicate_capture", len(pages) - 1)
+        yield count("pages:duplicate_capture", len(pages) - 1)
 
 
 def candidates(page: dict):
     for ref in page["refs"]:
         if ref["status"] == R.KEPT:
-            yield ref["url"], dict(page_url=page["page_url"], position=ref["position"], domain=page["domain"])
+            yield ref["url"], dict(page_url=page["page_url"], position=ref["position"], domain=page["domain"],
+                                   warc_file=page["warc_file"], warc_offset=page["warc_offset"])
 
 
-class JoinBytes(beam.DoFn):
+def failed_refs(refs: list, status: str):
+    """A result for each reference of an image whose step raised, so its page still assembles."""
+    for ref in refs:
+        yield dict(url=None, status=status, detail="see failures/", source=None, image_id=None, phash=None,
+                   width=None, height=None, format=None, num_bytes=None, warc_file=None, warc_offset=None,
+                   page_url=ref["page_url"], position=ref["position"], domain=ref["domain"])
+
+
+def join_bytes(kv, cfg: MineConfig):
     """url → (refs, image records): decode the in-WARC bytes, or send the URL to download."""
+    url, grouped = kv
+    refs, records = list(grouped["refs"]), list(grouped["warc"])
+    if not refs:
+        yield count("records:image_unreferenced", len(records))
+        return
+    if records:
+        yield from emit_result(url, refs, *from_warc(url, records, cfg))
+    else:
+        yield TaggedOutput("download", (url, refs))
 
-    def __init__(self, cfg: MineConfig):
-        self.cfg = cfg
 
-    def process(self, kv):
-        url, grouped = kv
-        refs, records = list(grouped["refs"]), list(grouped["warc"])
-        if not refs:
-            yield _count("records:image_unreferenced", len(records))
-            return
-        if records:
-            yield from emit_result(url, refs, *from_warc(url, records, self.cfg))
-        else:
-            yield TaggedOutput("download", (url, refs))
+def _join_at(kv) -> dict:
+    url, grouped = kv
+    recs = list(grouped["warc"]) or list(grouped["refs"])
+    first = min(recs, key=lambda r: (r["warc_file"], r["warc_offset"])) if recs else {}
+    return dict(warc_file=first.get("warc_file"), warc_offset=first.get("warc_offset"), url=url)
+
+
+def _join_failed(kv, stage):
+    return failed_refs(list(kv[1]["refs"]), internal_error(stage))
 
 
 class FetchBatch(beam.DoFn):
+    """A batch of URLs → fetched in threads → decoded one by one; each URL contained on its own."""
+
     def __init__(self, cfg: MineConfig, allow_private: bool):
         self.cfg, self.allow_private = cfg, allow_private
 
     def process(self, batch):
-        fetched = fetch_many([u for u, _ in batch], self.cfg.download, self.cfg.download_threads, self.allow_private)
+        fetched = fetch_many([u for u, _ in batch], self.cfg.download, self.cfg.download_threads, self.allow_private,
+                             return_exceptions=True)
         for (url, refs), f in zip(batch, fetched):
-            yield from emit_result(url, refs, *from_download(f, self.cfg))
+            yield from contained(FETCH_STAGE, lambda: self._one(url, refs, f), element=(url, refs),
+                                 where=lambda: _join_at((url, {"refs": refs, "warc": []})),
+                                 fallback=lambda: failed_refs(refs, internal_error(FETCH_STAGE)))
+
+    def _one(self, url, refs, f):
+        if isinstance(f, BaseException):
+            raise f
+        return emit_result(url, refs, *from_download(f, self.cfg))
 
 
 def emit_result(url: str, refs: list, result: dict, body: Optional[bytes]):
-    yield _count(f"urls:{result['source']}")
+    yield count(f"urls:{result['source']}")
     if result["status"] != R.KEPT:
-        yield _count(f"urls:{result['status']}")
+        yield count(f"urls:{result['status']}")
     for ref in refs:
         yield dict(result, page_url=ref["page_url"], position=ref["position"], domain=ref["domain"])
     if body is not None:
@@ -119,7 +147,7 @@ def neighbourhood_counts(kv, max_pages: int, max_domains: int):
     pages = capped_union(([p for p, _ in occ] for occ in occurrences), max_pages + 1)
     domains = capped_union(([d for _, d in occ] for occ in occurrences), max_domains + 1)
     if len(pages) > max_pages or len(domains) > max_domains:
-        yield image_id
+        yield image_id, True
 
 
 def spread_occurrences(kv):
@@ -137,31 +165,32 @@ def mark_frequent(kv):
         yield r["page_url"], dict(r, frequent=frequent)
 
 
-class Assemble(beam.DoFn):
-    def __init__(self, cfg: MineConfig):
-        self.cfg = cfg
+def _mark_failed(kv, stage):
+    for r in kv[1]["refs"]:
+        yield r["page_url"], next(failed_refs([r], internal_error(stage)))
 
-    def process(self, kv):
-        page_url, grouped = kv
-        pages = list(grouped["page"])
-        if not pages:
-            return
-        results = {r["position"]: r for r in grouped["results"]}
-        frequent = {r["image_id"] for r in results.values() if r.get("frequent")}
-        rows, pairs, page_row = assemble_page(pages[0], results, frequent, self.cfg)
-        status_counts = Counter(r["status"] for r in rows)
-        for row in rows:
-            yield schemas.project(row, schemas.REFS)
-        for p in pairs:
-            yield TaggedOutput("pairs", schemas.project(p, schemas.PAIRS))
-        yield TaggedOutput("pages", schemas.project(page_row, schemas.PAGES))
-        for image_id in {r["image_id"] for r in rows if r["status"] == R.KEPT}:
-            yield TaggedOutput("used", (image_id, True))
-        for status, n in status_counts.items():
-            yield _count(f"refs:{status}", n)
-        yield _count("pairs", len(pairs))
-        if pairs:
-            yield _count("pages:with_pairs")
+
+def assemble(kv, cfg: MineConfig):
+    page_url, grouped = kv
+    pages = list(grouped["page"])
+    if not pages:
+        return
+    results = {r["position"]: r for r in grouped["results"]}
+    frequent = {r["image_id"] for r in results.values() if r.get("frequent")}
+    rows, pairs, page_row = assemble_page(pages[0], results, frequent, cfg)
+    status_counts = Counter(r["status"] for r in rows)
+    for row in rows:
+        yield schemas.project(row, schemas.REFS)
+    for p in pairs:
+        yield TaggedOutput("pairs", schemas.project(p, schemas.PAIRS))
+    yield TaggedOutput("pages", schemas.project(page_row, schemas.PAGES))
+    for image_id in {r["image_id"] for r in rows if r["status"] == R.KEPT}:
+        yield TaggedOutput("used", (image_id, True))
+    for status, n in status_counts.items():
+        yield count(f"refs:{status}", n)
+    yield count("pairs", len(pairs))
+    if pairs:
+        yield count("pages:with_pairs")
 
 
 def image_row(kv):
@@ -171,12 +200,24 @@ def image_row(kv):
     url, body, res = min(grouped["bytes"], key=lambda x: x[0])
     yield schemas.project(dict(res, image_id=image_id, url=url, bytes=body, source_warc_file=res["warc_file"],
                                source_warc_offset=res["warc_offset"]), schemas.IMAGES)
-    yield _count("images")
+    yield count("images")
+
+
+def _image_at(kv) -> dict:
+    url, _, res = min(kv[1]["bytes"], key=lambda x: x[0])
+    return dict(warc_file=res["warc_file"], warc_offset=res["warc_offset"], url=url)
+
+
+def _step(stage: str, fn, *args, outputs: tuple = (), main: str = "out", where=None, fallback=None):
+    """A contained ParDo of a plain function, with its 'stats' and 'failures' outputs."""
+    kw = {} if where is None else {"where": where}
+    return beam.ParDo(Contained(stage, fn, *args, fallback=fallback, **kw)).with_outputs(
+        "stats", "failures", *outputs, main=main)
 
 
 # ----------------------------------------------------------------------------- the pipeline
 class MinePairs(beam.PTransform):
-    """WARC locations → {'refs', 'pairs', 'pages', 'images', 'stats'} PCollections."""
+    """WARC locations → {'refs', 'pairs', 'pages', 'images', 'stats', 'failures'} PCollections."""
 
     def __init__(self, cfg: MineConfig, allow_private: bool):
         super().__init__()
@@ -184,28 +225,37 @@ class MinePairs(beam.PTransform):
 
     def expand(self, locations):
         cfg, dedup = self.cfg, self.cfg.dedup
-        read = (locations | "SpreadFiles" >> beam.Reshuffle()
-                | "ReadWarcs" >> beam.ParDo(ReadWarcs(cfg)).with_outputs("images", "stats", main="pages"))
-        pages = (read.pages | "PageByUrl" >> beam.Map(lambda p: (p["page_url"], p))
-                 | "GroupCaptures" >> beam.GroupByKey()
-                 | "FirstCapture" >> beam.FlatMap(first_capture).with_outputs("stats", main="pages"))
-        cands = pages.pages | "Candidates" >> beam.FlatMap(candidates)
-        joined = ({"refs": cands, "warc": read.images} | "JoinByUrl" >> beam.CoGroupByKey()
-                  | "JoinBytes" >> beam.ParDo(JoinBytes(cfg)).with_outputs("download", "bytes", "stats", main="results"))
-        fetched = (joined.download
-                   | "BatchUrls" >> beam.BatchElements(min_batch_size=1, max_batch_size=64)
-                   | "Fetch" >> beam.ParDo(FetchBatch(cfg, self.allow_private)).with_outputs("bytes", "stats", main="results"))
+        side: list = []  # every step's stats and failures
+
+        def steps(result):
+            side.append(result)
+            return result
+
+        page_at = lambda kv: _page_at(min(kv[1], key=lambda p: (p["warc_file"], p["warc_offset"])))  # noqa: E731
+        read = steps(locations | "SpreadFiles" >> beam.Reshuffle()
+                     | "ReadWarcs" >> beam.ParDo(ReadWarcs(cfg)).with_outputs("images", "stats", "failures",
+                                                                              main="pages"))
+        pages = steps(read.pages | "PageByUrl" >> beam.Map(lambda p: (p["page_url"], p))
+                      | "GroupCaptures" >> beam.GroupByKey()
+                      | "FirstCapture" >> _step("capture", first_capture, main="pages", where=page_at))
+        cands = steps(pages.pages | "Candidates" >> _step("capture", candidates, where=_page_at))
+        joined = steps({"refs": cands.out, "warc": read.images} | "JoinByUrl" >> beam.CoGroupByKey()
+                       | "JoinBytes" >> _step(IMAGE_STAGE, join_bytes, cfg, outputs=("download", "bytes"),
+                                              main="results", where=_join_at, fallback=_join_failed))
+        fetched = steps(joined.download
+                        | "BatchUrls" >> beam.BatchElements(min_batch_size=1, max_batch_size=64)
+                        | "Fetch" >> beam.ParDo(FetchBatch(cfg, self.allow_private)).with_outputs(
+                            "bytes", "stats", "failures", main="results"))
         results = (joined.results, fetched.results) | "AllResults" >> beam.Flatten()
         ok = results | "Decoded" >> beam.Filter(lambda r: r["status"] == R.KEPT)
 
         # crawl-wide: near-duplicate neighbourhoods (LSH) and how widely each is spread
         distinct = (ok | "IdHash" >> beam.Map(lambda r: (r["image_id"], r["phash"])) | "DistinctImages" >> beam.Distinct())
-        edges = (distinct
-                 | "Bands" >> beam.FlatMap(lambda kv: [(k, kv) for k in band_keys(kv[1], dedup.lsh_bands,
-                                                                                  dedup.near_dup_hamming)])
-                 | "Buckets" >> beam.GroupByKey()
-                 | "Verify" >> beam.FlatMap(lambda kv: near_pairs(kv[1], dedup.near_dup_hamming))
-                 | "DistinctEdges" >> beam.Distinct())
+        banded = steps(distinct | "Bands" >> _step(
+            DEDUP_STAGE, lambda kv: [(k, kv) for k in band_keys(kv[1], dedup.lsh_bands, dedup.near_dup_hamming)]))
+        verified = steps(banded.out | "Buckets" >> beam.GroupByKey()
+                         | "Verify" >> _step(DEDUP_STAGE, lambda kv: near_pairs(kv[1], dedup.near_dup_hamming)))
+        edges = verified.out | "DistinctEdges" >> beam.Distinct()
         neighbours = ((edges | "BothWays" >> beam.FlatMap(lambda e: [(e[1], e[0]), (e[0], e[1])]),
                        distinct | "Self" >> beam.Map(lambda kv: (kv[0], kv[0])))
                       | "Neighbours" >> beam.Flatten())
@@ -214,28 +264,29 @@ class MinePairs(beam.PTransform):
                | "OccByImage" >> beam.GroupByKey()
                | "CapOcc" >> beam.Map(lambda kv: (kv[0], sorted(kv[1])[: max(dedup.max_pages_per_image, dedup.max_domains_per_image) * 4 + 4])))
         # each row is a distinct page, so keeping more than N rows keeps the verdict "on > N pages"
-        frequent = ({"of": neighbours, "occ": occ} | "JoinNeighbours" >> beam.CoGroupByKey()
-                    | "Spread" >> beam.FlatMap(spread_occurrences)
-                    | "ByNeighbour" >> beam.GroupByKey()
-                    | "Frequent" >> beam.FlatMap(neighbourhood_counts, dedup.max_pages_per_image,
-                                                 dedup.max_domains_per_image)
-                    | "FreqFlag" >> beam.Map(lambda i: (i, True)))
+        spread = steps({"of": neighbours, "occ": occ} | "JoinNeighbours" >> beam.CoGroupByKey()
+                       | "Spread" >> _step(DEDUP_STAGE, spread_occurrences))
+        frequent = steps(spread.out | "ByNeighbour" >> beam.GroupByKey()
+                         | "Frequent" >> _step(DEDUP_STAGE, neighbourhood_counts, dedup.max_pages_per_image,
+                                               dedup.max_domains_per_image))
         ok_by_id = ok | "ById" >> beam.Map(lambda r: (r["image_id"], r))
-        marked = ({"refs": ok_by_id, "freq": frequent} | "JoinFrequent" >> beam.CoGroupByKey()
-                  | "MarkFrequent" >> beam.FlatMap(mark_frequent))
+        marked = steps({"refs": ok_by_id, "freq": frequent.out} | "JoinFrequent" >> beam.CoGroupByKey()
+                       | "MarkFrequent" >> _step(DEDUP_STAGE, mark_frequent, fallback=_mark_failed))
         failed = (results | "Failed" >> beam.Filter(lambda r: r["status"] != R.KEPT)
                   | "FailedByPage" >> beam.Map(lambda r: (r["page_url"], r)))
-        by_page = (marked, failed) | "ResultsByPage" >> beam.Flatten()
-        assembled = ({"page": pages.pages | "PageKey" >> beam.Map(lambda p: (p["page_url"], p)), "results": by_page}
-                     | "JoinPage" >> beam.CoGroupByKey()
-                     | "Assemble" >> beam.ParDo(Assemble(cfg)).with_outputs("pairs", "pages", "used", "stats", main="refs"))
+        by_page = (marked.out, failed) | "ResultsByPage" >> beam.Flatten()
+        assembled = steps({"page": pages.pages | "PageKey" >> beam.Map(lambda p: (p["page_url"], p)),
+                           "results": by_page}
+                          | "JoinPage" >> beam.CoGroupByKey()
+                          | "Assemble" >> _step("assemble", assemble, cfg, outputs=("pairs", "pages", "used"),
+                                                main="refs", where=lambda kv: _page_at(list(kv[1]["page"])[0])))
         all_bytes = (joined.bytes, fetched.bytes) | "AllBytes" >> beam.Flatten()
-        images = ({"used": assembled.used, "bytes": all_bytes} | "JoinImages" >> beam.CoGroupByKey()
-                  | "ImageRows" >> beam.FlatMap(image_row).with_outputs("stats", main="images"))
-        stats = ((read.stats, pages.stats, joined.stats, fetched.stats, assembled.stats, images.stats)
-                 | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum))
+        images = steps({"used": assembled.used, "bytes": all_bytes} | "JoinImages" >> beam.CoGroupByKey()
+                       | "ImageRows" >> _step("images", image_row, main="images", where=_image_at))
+        stats = (tuple(r.stats for r in side) | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum))
+        failures = tuple(r.failures for r in side) | "AllFailures" >> beam.Flatten()
         return {"refs": assembled.refs, "pairs": assembled.pairs, "pages": assembled.pages,
-                "images": images.images, "stats": stats}
+                "images": images.images, "stats": stats, "failures": failures}
 
 
 def pipeline_options(settings: Settings, extra: Optional[list] = None) -> PipelineOptions:
@@ -259,7 +310,7 @@ def build_pipeline(p: beam.Pipeline, locations: list[str], out, cfg: MineConfig,
     base = str(out).rstrip("/")
     outs = p | "Locations" >> beam.Create(locations) | "MinePairs" >> MinePairs(cfg, allow_private)
     for name, schema in (("pages", schemas.PAGES), ("refs", schemas.REFS), ("images", schemas.IMAGES),
-                         ("pairs", schemas.PAIRS)):
+                         ("pairs", schemas.PAIRS), ("failures", schemas.FAILURES)):
         outs[name] | f"Write{name.title()}" >> beam.io.WriteToParquet(
             f"{base}/{name}/part", schema, file_name_suffix=".parquet", codec="snappy")
     (outs["stats"] | "StatsJson" >> beam.Map(lambda kv: json.dumps({kv[0]: kv[1]}))
@@ -267,8 +318,11 @@ def build_pipeline(p: beam.Pipeline, locations: list[str], out, cfg: MineConfig,
 
 
 def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
-    """Flat counters → stats.json: records, pages, refs by status, drops by stage and reason."""
+    """Flat counters → stats.json: records, pages, refs by status, drops by stage and reason, and the
+    elements whose step raised (internal errors, by stage; their rows are in failures/)."""
     refs = {k[5:]: v for k, v in counts.items() if k.startswith("refs:")}
+    internal = {k.rsplit(":", 1)[0]: v for k, v in counts.items()
+                if k.endswith(":" + INTERNAL_ERROR) and not k.startswith(("refs:", "urls:"))}
     drops: dict = {}
     for key, n in counts.items():
         name = key[5:] if key.startswith(("refs:", "urls:")) else key
@@ -282,12 +336,14 @@ def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
         "pages": {"parsed": counts.get("pages", 0), "with_pairs": counts.get("pages:with_pairs", 0),
                   "duplicate_captures": counts.get("pages:duplicate_capture", 0),
                   "not_2xx": counts.get(R.PAGE_HTTP_STATUS, 0), "truncated": counts.get(R.PAGE_TRUNCATED, 0),
-                  "parse_errors": counts.get(R.PAGE_PARSE_ERROR, 0)},
+                  "parse_errors": counts.get(R.PAGE_PARSE_ERROR, 0), "bad_uri": counts.get(R.PAGE_BAD_URI, 0),
+                  "too_complex": counts.get(R.PAGE_TOO_COMPLEX, 0)},
         "refs": {"total": sum(refs.values()), "by_status": dict(sorted(refs.items()))},
         "urls": {k[5:]: v for k, v in sorted(counts.items()) if k.startswith("urls:")},
         "images": counts.get("images", 0),
         "pairs": counts.get("pairs", 0),
         "drops": {s: dict(sorted(r.items())) for s, r in sorted(drops.items())},
+        "internal_errors": dict(sorted(internal.items())),
     }
 
 
@@ -310,7 +366,7 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))
     t0 = time.perf_counter()
-    with beam.Pipeline(options=pipeline_options(settings, extra_options)) as p:
+    with beam_logs_to_file(log_path(out)), beam.Pipeline(options=pipeline_options(settings, extra_options)) as p:
         build_pipeline(p, locations, out, cfg, allow)
     counts: dict = {}
     stats_files = [m.path for r in FileSystems.match([f"{out}/_stats/*.jsonl"]) for m in r.metadata_list]

@@ -14,6 +14,8 @@ PAGE_NOT_HTML = "page:not_html"
 PAGE_HTTP_STATUS = "page:http_status"        # not 2xx
 PAGE_TRUNCATED = "page:truncated"            # larger than max_html_bytes: only the head is parsed
 PAGE_PARSE_ERROR = "page:parse_error"
+PAGE_TOO_COMPLEX = "page:too_complex"        # over a parse bound (stages.mine.parse): flattened, cut, or no main content
+PAGE_BAD_URI = "page:bad_uri"                # the WARC-Target-URI does not parse as a URL
 PAGE_TOO_FEW = "page:too_few_images"         # fewer than two usable images: no pair possible
 # prefilters (before any download)
 PRE_DATA_URI = "prefilter:data_uri"
@@ -37,6 +39,7 @@ FETCH_REDIRECTS = "fetch:too_many_redirects"
 # decoding
 DEC_CORRUPT = "decode:corrupt"
 DEC_BOMB = "decode:too_many_pixels"          # a decompression bomb, refused before decoding
+DEC_MEMORY = "decode:too_much_memory"        # decoding would need more than decode.max_memory_mb (JPEGs are reduced)
 DEC_TOO_SMALL = "decode:too_small"
 DEC_ASPECT = "decode:aspect_ratio"
 # deduplication

@@ -1,11 +1,12 @@
-"""The declared Parquet schemas of the mining outputs (one row per page / reference / image / pair)."""
+"""The declared Parquet schemas of the mining outputs (one row per page / reference / image / pair /
+failure)."""
 import pyarrow as pa
 
 PAGES = pa.schema([
     ("page_url", pa.string()), ("domain", pa.string()), ("warc_file", pa.string()), ("warc_offset", pa.int64()),
     ("fetch_time", pa.string()), ("http_status", pa.int32()), ("content_type", pa.string()),
     ("charset", pa.string()), ("html_bytes", pa.int64()), ("truncated", pa.bool_()),
-    ("num_refs", pa.int32()), ("num_images", pa.int32()), ("num_pairs", pa.int32()),
+    ("num_refs", pa.int32()), ("num_images", pa.int32()), ("num_pairs", pa.int32()), ("too_complex", pa.bool_()),
 ])
 REFS = pa.schema([
     ("page_url", pa.string()), ("url", pa.string()), ("raw_url", pa.string()), ("alt", pa.string()),
@@ -23,6 +24,12 @@ PAIRS = pa.schema([
     ("cond_image_id", pa.string()), ("target_image_id", pa.string()), ("cond_url", pa.string()),
     ("target_url", pa.string()), ("phash_distance", pa.int32()), ("warc_file", pa.string()),
     ("warc_offset", pa.int64()),
+])
+
+# one row per element whose step raised (mining/containment.py): where it came from, what was raised
+FAILURES = pa.schema([
+    ("stage", pa.string()), ("error", pa.string()), ("message", pa.string()), ("traceback", pa.string()),
+    ("warc_file", pa.string()), ("warc_offset", pa.int64()), ("url", pa.string()), ("element", pa.string()),
 ])
 
 

@@ -82,6 +82,21 @@ class DownloadConfig:
 class DecodeConfig:
     max_pixels: int
     min_side: int
+    max_memory_mb: int
+
+    def validate(self, where: str) -> None:
+        _check(self.max_memory_mb >= 32, where, "max_memory_mb", self.max_memory_mb, "at least 32")
+
+
+@dataclass(frozen=True)
+class ParseConfig:
+    max_tags: int
+    max_depth: int
+    main_content_max_tags: int
+
+    def validate(self, where: str) -> None:
+        _check(self.max_tags >= 1000, where, "max_tags", self.max_tags, "at least 1000")
+        _check(self.max_depth >= 32, where, "max_depth", self.max_depth, "at least 32")
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,7 @@ class MineConfig:
     main_content: bool
     max_html_bytes: int
     download_threads: int
+    parse: ParseConfig
     prefilter: PrefilterConfig
     download: DownloadConfig
     decode: DecodeConfig

@@ -76,6 +76,7 @@ def test_stats_account_for_every_reference(mined, sample_web):
     assert stats["images"] == len(rows(mined, "images")) and stats["pairs"] == len(rows(mined, "pairs"))
     assert stats["pages"]["parsed"] == len(rows(mined, "pages")) == len(gt(sample_web, "pages"))
     assert stats["pages"]["not_2xx"] == 2  # the redirect and the 404 page
+    assert stats["internal_errors"] == {} and rows(mined, "failures") == []  # no step raised on any element
     drops = sum(n for stage in stats["drops"].values() for n in stage.values() if True)
     assert drops == len(refs) - stats["refs"]["by_status"]["kept"] + stats["records"].get(R.WARC_READ_ERROR, 0) \
         + stats["pages"]["not_2xx"]
@@ -159,6 +160,7 @@ def test_every_shared_and_hostile_file_completes(mined_hostile, shared_warc, hos
     assert stats["drops"]["warc"]["read_error"] >= 2  # truncated, garbage (+ shared/data's broken ones)
     assert stats["drops"]["warc"]["empty"] == 1
     assert stats["pages"]["truncated"] == 1  # the 50 MB page: its head parsed
+    assert stats["internal_errors"] == {} and rows(out, "failures") == []  # no step raised on any element
     refs = {r["url"]: r for r in rows(out, "refs") if r["page_url"] == "https://hostile.example.org/big.html"}
     assert refs["http://127.0.0.1:9/a.jpg"]["status"] == R.FETCH_PRIVATE  # no --allow-private-network
     assert refs["http://localhost:9/b.jpg"]["status"] == R.FETCH_PRIVATE

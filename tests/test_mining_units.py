@@ -1,13 +1,12 @@
-"""The miner's plain functions, one job each: HTML → refs, prefilters, decode, fetch, dedup, pairs."""
+"""The miner's plain functions, one job each: HTML → refs, prefilters, decode, dedup, pairs
+(fetching: test_mining_fetch.py)."""
 from __future__ import annotations
 
 import dataclasses
 import io
 import struct
-import threading
 import zlib
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
@@ -16,7 +15,6 @@ from semantica.mining import reasons as R
 from semantica.mining.decode import Decoded, DecodeFailure, decode_image, hamming, to_signed
 from semantica.mining.dedup import band_keys, capped_union, near_pairs, page_dedup
 from semantica.mining.extract import process_warc
-from semantica.mining.fetch import fetch, is_public, robots_forbid
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, largest_candidate, parse_srcset
 from semantica.mining.pairs import make_pairs
 from semantica.mining.prefilter import prefilter_page, url_reason
@@ -197,103 +195,6 @@ def test_pairs_are_capped_deterministic_and_cover_every_image(settings):
     assert {i for p in make_pairs(images, "http://a/p", tiny, 0) for i in p[:2]} == set(range(12))
     near = [dict(image_id="a", phash=0), dict(image_id="b", phash=1), dict(image_id="c", phash=to_signed(2**64 - 1))]
     assert all({0, 1} != {c, t} for c, t, _ in make_pairs(near, "p", cfg, 0))  # near-identical: no pair
-
-
-# ----------------------------------------------------------------------------- fetch
-class _Handler(BaseHTTPRequestHandler):
-    routes: dict = {}
-
-    def do_GET(self):  # noqa: N802
-        status, headers, body = self.routes.get(self.path, (404, {}, b""))
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
-
-
-@pytest.fixture
-def local_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", _Handler.routes
-    server.shutdown()
-    server.server_close()
-
-
-def test_fetch_results_are_reasons(local_server, settings):
-    base, routes = local_server
-    png = _png((64, 64))
-    routes.update({"/ok.png": (200, {"Content-Type": "image/png"}, png),
-                   "/noai.png": (200, {"X-Robots-Tag": "semantica: noindex, noimageai"}, png),
-                   "/page.png": (200, {"Content-Type": "text/html"}, b"<html>"),
-                   "/big.png": (200, {}, b"x" * 5000),
-                   "/err.png": (503, {}, b""),
-                   "/loop": (302, {"Location": "/loop"}, b"")})
-    cfg = dataclasses.replace(settings.stages.mine.download, retries=0, max_bytes=4000, timeout_s=5)
-    got = {p: fetch(base + p, cfg, allow_private=True) for p in
-           ("/ok.png", "/noai.png", "/page.png", "/big.png", "/err.png", "/missing.png", "/loop")}
-    assert got["/ok.png"].reason is None and got["/ok.png"].body == png
-    assert got["/noai.png"].reason == R.FETCH_NOAI
-    assert got["/page.png"].reason == R.FETCH_NOT_IMAGE
-    assert got["/big.png"].reason == R.FETCH_TOO_LARGE
-    assert got["/err.png"].reason == R.FETCH_HTTP_ERROR
-    assert got["/missing.png"].reason == R.FETCH_HTTP_404
-    assert got["/loop"].reason == R.FETCH_REDIRECTS
-
-
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254", "10.1.2.3", "0.0.0.0",
-                                  "2130706433", "[::ffff:127.0.0.1]", "224.0.0.1"])
-def test_ssrf_guard_refuses_non_public_addresses(host, settings):
-    # all of these are refused before a connection is opened: no packet leaves the machine
-    f = fetch(f"http://{host}:9/x.jpg", settings.stages.mine.download)
-    assert f.reason == R.FETCH_PRIVATE, f
-
-
-def test_ssrf_guard_applies_after_redirects(local_server, settings, monkeypatch):
-    """127.0.0.1 stands in for a public host; it redirects to 127.0.0.2 (loopback): refused."""
-    import semantica.mining.fetch as fetch_module
-    real = fetch_module.is_public
-    monkeypatch.setattr(fetch_module, "is_public", lambda ip: ip == "127.0.0.1" or real(ip))
-    base, routes = local_server
-    port = base.rsplit(":", 1)[1]
-    routes["/hop"] = (302, {"Location": f"http://127.0.0.2:{port}/ok"}, b"")
-    routes["/ok"] = (200, {"Content-Type": "image/png"}, _png((40, 40)))
-    cfg = dataclasses.replace(settings.stages.mine.download, retries=0)
-    assert fetch(base + "/ok", cfg).reason is None
-    assert fetch(base + "/hop", cfg).reason == R.FETCH_PRIVATE
-
-
-def test_allowed_hosts_decides_before_dns(settings):
-    cfg = dataclasses.replace(settings.stages.mine.download, allowed_hosts=("127.0.0.1",))
-    assert fetch("http://images.example.com/a.jpg", cfg).reason == R.FETCH_HOST_NOT_ALLOWED
-
-
-def test_public_address_rules():
-    assert is_public("93.184.216.34") and is_public("2606:4700::1111")
-    assert not any(is_public(ip) for ip in ("127.0.0.1", "10.0.0.1", "192.168.1.1", "172.16.0.1", "169.254.1.1",
-                                            "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "100.64.0.1"))
-
-
-ROBOTS_CASES = ["noai", "noindex, NoImageAI", "otherbot: noai", "semantica: noimageai", "SEMANTICA: noai",
-                "noindex, nofollow", "otherbot: noindex", "unavailable_after: 25 Jun 2030 15:00:00 PST",
-                "noimageai ", ""]
-
-
-@pytest.mark.parametrize("value", ROBOTS_CASES)
-def test_robots_header_parsing_agrees_with_img2dataset(value):
-    """img2dataset's is_disallowed is the oracle for the X-Robots-Tag rule we reimplement."""
-    import email.message
-    from img2dataset.downloader import is_disallowed
-    msg = email.message.Message()
-    msg["X-Robots-Tag"] = value
-    assert robots_forbid([("X-Robots-Tag", value)]) == is_disallowed(msg, "semantica", ["noai", "noimageai"])
-    assert not robots_forbid([("Content-Type", "image/png")])
 
 
 # ----------------------------------------------------------------------------- real WARC files
