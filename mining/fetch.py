@@ -82,9 +82,22 @@ def is_public(ip: str) -> bool:
     return addr.is_global and not addr.is_multicast
 
 
+def _known_not_public(host: str) -> bool:
+    """An address literal (zone ids too) or a localhost name (RFC 6761, any case, trailing dot): no lookup needed."""
+    name = urllib.parse.unquote(host).strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return not is_public(name)
+    except ValueError:  # a name, not an address literal
+        return False
+
+
 def _vetted_create_connection(allow_private: bool):
     def create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
         host, port = address
+        if not allow_private and _known_not_public(host):  # an address literal (zone ids too) needs no lookup
+            raise PrivateAddressError(f"{host} is a non-public address")
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         if not allow_private:
             refused = [i[4][0] for i in infos if not is_public(i[4][0])]
@@ -183,6 +196,9 @@ def fetch(url: str, cfg: DownloadConfig, allow_private: Optional[bool] = None) -
     allowed_hosts = tuple(h.lower() for h in cfg.allowed_hosts)
     if not _host_allowed(url, allowed_hosts):  # decided before any DNS lookup
         return Fetched(url, None, R.FETCH_HOST_NOT_ALLOWED, "not in download.allowed_hosts")
+    if not allow and "@" in (urllib.parse.urlsplit(url).netloc or ""):
+        # credentials in an image URL are a parser-confusion trick (http://127.0.0.1:80@example.com/), never a photo
+        return Fetched(url, None, R.FETCH_PRIVATE, "user info in the URL")
     opener = _opener(allow, allowed_hosts)
     reason, detail = R.FETCH_NETWORK, ""
     for attempt in range(cfg.retries + 1):

@@ -155,3 +155,40 @@ def test_robots_header_parsing_agrees_with_img2dataset(value):
     msg["X-Robots-Tag"] = value
     assert robots_forbid([("X-Robots-Tag", value)]) == is_disallowed(msg, "semantica", ["noai", "noimageai"])
     assert not robots_forbid([("Content-Type", "image/png")])
+
+
+# ----------------------------------------------------------------------------- the SSRF suite (OWASP's forms)
+FAKE_DNS = {"metadata.google.internal": ["169.254.169.254"], "example.com": ["93.184.216.34"],
+            "rebind.example": ["93.184.216.34", "10.0.0.1"], "v6.example": ["2606:4700::1111", "fd00::1"]}
+SSRF_FORMS = [
+    "http://127.0.0.1/", "http://2130706433/", "http://0x7f.1/", "http://0177.0.0.1/", "http://127.1/",
+    "http://0x7f000001/", "http://0/", "http://[::ffff:127.0.0.1]/", "http://[::1]/", "http://[::]/",
+    "http://[fe80::1%25eth0]/", "http://localhost./", "http://LOCALHOST/", "http://a@127.0.0.1/",
+    "http://127.0.0.1:80@example.com/", "http://169.254.169.254/latest/meta-data/",
+    "http://metadata.google.internal/computeMetadata/v1/", "http://0.0.0.0/", "http://10.0.0.1/",
+    "http://172.16.0.1/", "http://172.31.255.254/", "http://192.168.1.1/", "http://100.64.0.1/",
+    "http://[fc00::1]/", "http://[fd12:3456::1]/", "http://[fe80::1]/", "http://224.0.0.1/", "http://[ff02::1]/",
+    "http://255.255.255.255/", "http://[64:ff9b::7f00:1]/", "http://rebind.example/", "http://v6.example/",
+]
+
+
+@pytest.fixture
+def fake_dns(monkeypatch):
+    """Names resolve from FAKE_DNS (no query leaves the machine); address literals and /etc/hosts as usual."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *a, **kw):
+        if host in FAKE_DNS:
+            return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+                    for ip in FAKE_DNS[host]]
+        return real(host, port, *a, **kw)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.parametrize("url", SSRF_FORMS)
+def test_ssrf_suite_refuses_every_form_before_connecting(url, settings, connects, fake_dns):
+    """With the private-network flag off, each form is refused as fetch:private_address and no connection is
+    attempted; a host with several addresses is refused when any one of them is private."""
+    cfg = dataclasses.replace(settings.stages.mine.download, retries=0, allow_private_network=False, allowed_hosts=())
+    f = fetch(url, cfg)
+    assert (f.reason, connects) == (R.FETCH_PRIVATE, []), f
