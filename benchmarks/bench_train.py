@@ -53,6 +53,7 @@ import _common  # noqa: E402
 from semantica.config import load_settings  # noqa: E402
 from semantica.encoders import load_encoder  # noqa: E402
 from semantica.mining.pipeline import run_mine  # noqa: E402
+from semantica.outputs import mark_complete  # noqa: E402
 from semantica.sample_web import serve_sample_web, write_sample_web  # noqa: E402
 from semantica.tiny_encoder import train_tiny_encoder  # noqa: E402
 from semantica.training.data import augment, decode_batch, load_examples, make_dataset  # noqa: E402
@@ -124,6 +125,7 @@ def write_photo_pairs(folder: Path, n_pairs: int, n_images: int = 256, seed: int
     target = (cond + rng.integers(1, n_images, n_pairs)) % n_images
     pq.write_table(pa.table({"pair_id": [f"p{k:06d}" for k in range(n_pairs)], "cond_image_id": [ids[i] for i in cond],
                              "target_image_id": [ids[i] for i in target]}), folder / "pairs" / "pairs-0.parquet")
+    mark_complete(folder)
     return sum(map(len, blobs)) // len(blobs)
 
 

@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
 from semantica.config import MineConfig, Settings
-from semantica.outputs import prepare_output
+from semantica.outputs import mark_complete, prepare_output
 from semantica.mining import reasons as R
 from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
@@ -380,4 +380,5 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     _write_text(f"{out}/stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
     _write_text(f"{out}/settings.json", json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
     _write_text(f"{out}/inputs.txt", "\n".join(locations) + "\n")
+    mark_complete(out)
     return stats

@@ -32,7 +32,7 @@ from PIL import Image
 
 from semantica.config import PublishConfig, Settings
 from semantica.errors import UserError
-from semantica.outputs import prepare_output
+from semantica.outputs import mark_complete, prepare_output, require_complete
 from semantica.mining.decode import hamming, to_rgb
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     for sub in ("pairs", "images"):
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
+    require_complete(pairs_dir, "publish")
     prepare_output(out, overwrite)
     opt_out = Patterns(list(cfg.opt_out) + _read_lines(opt_out_file, "--opt-out"), opt_out_file or "stages.publish.opt_out")
     blocklist = Patterns(_read_lines(cfg.url_blocklist, "stages.publish.url_blocklist"), cfg.url_blocklist or "")
@@ -227,4 +228,5 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     files += [out / "README.md", out / "stats.json"]
     sums = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(out)}" for f in sorted(files)]
     (out / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    mark_complete(out)
     return stats

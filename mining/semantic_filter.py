@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 
 from semantica.config import FilterConfig, Settings
 from semantica.errors import UserError
-from semantica.outputs import prepare_output
+from semantica.outputs import mark_complete, prepare_output, require_complete
 from semantica.mining import schemas
 from semantica.mining.beam_logs import beam_logs_to_file, log_path
 from semantica.mining.pipeline import pipeline_options
@@ -110,6 +110,7 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
     for sub in ("pairs", "images"):
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica mine`)")
+    require_complete(pairs_dir, "filter")
     from semantica.encoders import load_encoder
     load_encoder(encoder)  # fail here, in one clear line, rather than inside a worker
     prepare_output(out, overwrite)
@@ -143,6 +144,7 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
     for name in ("inputs.txt",):
         if (pairs_dir / name).exists():
             shutil.copy(pairs_dir / name, out / name)
+    mark_complete(out)
     return stats
 
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from semantica.errors import UserError
+from semantica.outputs import require_complete
 
 MARGIN = 1.125  # decode a little larger than the model's resolution: room for random crops
 
@@ -33,6 +34,7 @@ def _find(folder: Path, name: str) -> Path:
 def load_examples(pairs_dir: Path) -> pa.Table:
     """pair_id, cond_bytes, target_bytes: one row per pair, sorted by pair_id (a stable order)."""
     pairs_dir = Path(pairs_dir)
+    require_complete(pairs_dir, "train")
     if (pairs_dir / "data").is_dir():  # a published dataset
         pairs = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("pairs-*.parquet"))])
         images = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("images-*.parquet"))],
