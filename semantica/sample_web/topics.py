@@ -1,13 +1,19 @@
-"""The sample web's labelled pictures, and a topic classifier fitted on them.
+"""The sample web's labelled pictures, and topic classifiers fitted on them.
 
-Topic transfer (does a variation keep its condition's topic?) is scored with a classifier
-that has never seen a generated image: nearest centroid on saturation-weighted hue
-histograms of the sample web's own pictures. It sees colour families, not shapes, and is
-robust to the blur of a small, briefly trained model's 32×32 outputs.
+Topic transfer (does a variation keep its condition's topic?) is scored by classifiers that
+have never seen a generated image:
+- *hue*: nearest centroid on saturation-weighted hue histograms of the sample web's own
+  pictures. It sees colour families, not shapes: a blob of the right colour passes.
+- *shape and colour*: the CNN judge of evaluation/classifier.py, trained on fresh pictures
+  drawn as the sample web draws its content (other random draws, so the sample web's own
+  pictures are its held-out test set).
+`draw_pictures` also gives held-out references: pictures of the sample web's topics that no
+training pair contains.
 """
 from __future__ import annotations
 
 import io
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -103,3 +109,29 @@ def topic_transfer(classifier: TopicClassifier, samples: Path, num_topics: int) 
             hits, total = hits + int((with_topic == topic).sum()), total + len(files)
         out[float(folder.name[len("guidance"):])] = hits / total if total else float("nan")
     return {"share_by_guidance": out, "chance": 1.0 / num_topics, "variations_per_guidance": total}
+
+
+def draw_pictures(cfg, per_topic: int, seed: int) -> list[Picture]:
+    """`per_topic` new pictures of each of the sample web's topics (`cfg`: its SampleWebConfig), drawn as
+    the sample web draws content pictures, from a random stream of their own (`seed`)."""
+    from semantica.sample_web.drawing import draw_topic_picture
+    rng = random.Random(f"semantica-drawn/{cfg.seed}/{seed}")
+    out = []
+    for topic in range(cfg.num_topics):
+        for i in range(per_topic):
+            s = cfg.image_size * rng.uniform(0.9, 1.3)  # the sample web's sizes and aspect ratios
+            ax, ay = rng.choice(((1, 1), (4, 3), (3, 4), (3, 2)))
+            w, h = int(s * ax / max(ax, ay)) // 2 * 2, int(s * ay / max(ax, ay)) // 2 * 2
+            out.append(Picture(f"drawn{seed}-t{topic}-{i:04d}", topic,
+                               draw_topic_picture(rng, topic, cfg.num_topics, w, h)))
+    return out
+
+
+def fit_shape_judge(cfg, held_out: Sequence[Picture], per_topic: int = 100, seed: int = 0):
+    """The CNN judge of topics (shape and colour), trained on `per_topic` drawn pictures a topic;
+    its accuracy is measured on `held_out` (the sample web's own pictures)."""
+    from semantica.evaluation.classifier import fit_judge
+    train = draw_pictures(cfg, per_topic, seed=10_000 + seed)
+    judge = fit_judge([p.image for p in train], [f"topic{p.topic}" for p in train], seed=seed)
+    judge.accuracy = judge.score([p.image for p in held_out], [f"topic{p.topic}" for p in held_out])
+    return judge
