@@ -42,7 +42,7 @@ from semantica.outputs import prepare_output
 log = logging.getLogger(__name__)
 
 SCORES = ("fid", "kid", "precision", "recall", "consistency", "diversity")
-LABELLED_SCORES = ("topic_transfer_shape", "realism_c2st", "diversity_ratio")  # None without labels
+LABELLED_SCORES = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio")  # None without labels
 GRID_ROWS, GRID_COLS = 8, 8
 K_NEAREST = 3  # the k of precision/recall's k-NN radii (Kynkäänniemi et al.)
 PER_CLASS = 0  # the "k" of the one-image-per-label runs (never a real shot count)
@@ -129,10 +129,12 @@ class Evaluator:
         for label, n in sorted(count.items()):
             pool = [j for j in self.by_label[label] if j not in set(cond)]
             real += rng.choice(pool, size=min(n, len(pool)), replace=False).tolist() if pool else []
+        from semantica.evaluation.classifier import two_sample_cnn_accuracy
         fake = pixel_features(flat)[rng.permutation(len(flat))]
-        realism = two_sample_accuracy(self.ref_pixels[rng.permutation(real)], fake) if len(real) > 1 else None
-        return {"topic_transfer_shape": self.judge.score(flat, wanted), "realism_c2st": realism,
-                "diversity_ratio": div / self.real_diversity if self.real_diversity > 0 else None}
+        nn1 = two_sample_accuracy(self.ref_pixels[rng.permutation(real)], fake) if len(real) > 1 else None
+        return {"topic_transfer_shape": self.judge.score(flat, wanted),
+                "realism_c2st": two_sample_cnn_accuracy([self.ref.images[i] for i in real], flat, seed=seed),
+                "realism_1nn": nn1, "diversity_ratio": div / self.real_diversity if self.real_diversity > 0 else None}
 
     def grid(self, cond: Sequence[int], samples: list[list], path: Path) -> None:
         rows = [[self.ref.images[i]] + group[:GRID_COLS] for i, group in zip(cond, samples)][:GRID_ROWS]

@@ -7,7 +7,8 @@ from pathlib import Path
 LABELS = {"fid": "FID ↓", "kid": "KID ↓", "precision": "precision ↑", "recall": "recall ↑",
           "consistency": "consistency ↑", "diversity": "diversity ↑",
           # labelled references only (n/a otherwise): scores that see shape
-          "topic_transfer_shape": "topic transfer (shape) ↑", "realism_c2st": "realism 2-sample acc. → 0.5",
+          "topic_transfer_shape": "topic transfer (shape) ↑", "realism_c2st": "realism: CNN 2-sample acc. → 0.5",
+          "realism_1nn": "realism: 1-NN 2-sample acc. → 0.5",
           "diversity_ratio": "diversity ÷ real ↑"}
 
 
@@ -135,8 +136,9 @@ def write_report(out: Path, metrics: dict) -> Path:
         j = metrics["topic_judge"]
         parts.append(f"<p>Topic transfer (shape) is judged by a CNN trained on {html.escape(j['trained_on'])} "
                      f"(real pictures only); its accuracy on held-out real pictures: {fmt(j['held_out_accuracy'], 3)}. "
-                     f"Realism: 1-NN leave-one-out accuracy telling variations from real pictures of the same labels "
-                     f"(16×16 pixels); 0.5 means indistinguishable.</p>")
+                     f"Realism: held-out accuracy of a classifier telling variations from real pictures of the same "
+                     f"labels (a small CNN, 2-fold; and 1-NN leave-one-out on 16×16 pixels, which calls noise "
+                     f"realistic); 0.5 means indistinguishable.</p>")
     if "topic_transfer" in metrics:
         tt = metrics["topic_transfer"]
         parts += ["<h2>Topic transfer (sample web)</h2>", f"<p>{html.escape(tt['summary'])}</p>"]
