@@ -144,7 +144,7 @@ def two_sample_cnn_accuracy(real: Sequence[Image.Image], fake: Sequence[Image.Im
     accs = []
     for k in range(folds):
         test = set(range(k, n, folds))
-        train_imgs = [im for i, im in enumerate(real) if i not in test] + [im for i, im in enumerate(fake) if i not in test]
+        train_imgs = [im for i, im in enumerate(real + fake) if i % n not in test]
         train_lab = [0] * (n - len(test)) + [1] * (n - len(test))
         judge = fit_judge(train_imgs, train_lab, seed=seed + k, steps=steps, blur=False)
         accs.append(judge.score([real[i] for i in sorted(test)] + [fake[i] for i in sorted(test)],

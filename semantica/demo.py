@@ -154,12 +154,12 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     print("demo: guidance sweep (consistency / diversity): " + ", ".join(
         f"{r['guidance']:g}: {fmt(r['consistency'], 2)} / {fmt(r['diversity'], 2)}" for r in ev["guidance"]))
     print(f"demo: topic transfer (hue only): {transfer['summary']}")
-    print(f"demo: shape-aware scores on {ev['reference']['images']} held-out pictures (CNN judge, held-out accuracy "
-          f"{fmt(ev['topic_judge']['held_out_accuracy'], 3)}; realism = held-out accuracy of a CNN telling them from real pictures, 0.5 = "
-          f"indistinguishable; diversity ÷ that of real same-topic pictures), by guidance: " + ", ".join(
-              f"{r['guidance']:g}: transfer {fmt(r['topic_transfer_shape'], 2)}, realism {fmt(r['realism_c2st'], 2)} "
-              f"(1-NN {fmt(r['realism_1nn'], 2)}), "
-              f"diversity ratio {fmt(r['diversity_ratio'], 2)}" for r in ev["guidance"]))
+    print(f"demo: shape-aware scores on {ev['reference']['images']} held-out pictures (judge: shape CNN + hue, "
+          f"held-out accuracy {fmt(ev['topic_judge']['held_out_accuracy'], 3)}; realism: held-out accuracy of a CNN "
+          f"telling variations from real pictures, 0.5 = indistinguishable; diversity ÷ real same-topic), by guidance: "
+          + ", ".join(f"{r['guidance']:g}: transfer {fmt(r['topic_transfer_shape'], 2)}, realism "
+                      f"{fmt(r['realism_c2st'], 2)} (1-NN {fmt(r['realism_1nn'], 2)}), diversity ratio "
+                      f"{fmt(r['diversity_ratio'], 2)}" for r in ev["guidance"]))
     print(f"demo: report: {report} (metrics: {out / 'evaluation' / 'metrics.json'})")
     print("demo: stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return 0
