@@ -154,7 +154,8 @@ class ShapeAndColourJudge:
     """Topic = shape family *and* colour family. A CNN that cannot see colour (it reads silhouettes)
     names the shape, the hue classifier names the colour; a picture is of topic T only when both
     say T, else `other`. (A CNN trained on the topics as they are learns the colour alone, which
-    separates them: it called a plain ellipse of a topic's colour that topic 84 % of the time.)"""
+    separates them: it called a plain ellipse of a topic's colour that topic every time;
+    84 % when also taught recoloured misfits as `other`.)"""
 
     def __init__(self, shape, hue: TopicClassifier):
         self.shape, self.hue = shape, hue
