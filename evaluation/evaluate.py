@@ -8,6 +8,11 @@ one size) in the chosen feature space; consistency and diversity in the frozen e
 mean ± std. With a labelled reference (`per_class`), the same over one random image per label.
 Guidance sweep: the conditions of the largest k's first repeat, sampled at each
 guidance scale, so consistency and diversity can be read side by side.
+With a labelled reference, every run also gets scores that see shape: topic transfer by a CNN
+judge trained on the reference's labelled pictures (never on generations; its held-out accuracy
+is in metrics.json), realism as a classifier two-sample test against reference pictures of the
+same labels (1-NN leave-one-out on 16×16 pixels; 0.5 = indistinguishable), and diversity as a
+ratio to that of real same-label pictures.
 
 Writes OUT/metrics.json, OUT/report.html, OUT/plots/*.png, OUT/grids/*.png and the sweep's
 samples (OUT/samples/guidance<G>/<condition>/<i>.png, OUT/samples/conditions.json).
@@ -28,7 +33,8 @@ from semantica.config import EvaluateConfig, Settings
 from semantica.errors import UserError
 from semantica.evaluation.features import load_features
 from semantica.evaluation.generate import grid, load_pipeline
-from semantica.evaluation.metrics import consistency, diversity, frechet_distance, kernel_distance, precision_recall
+from semantica.evaluation.metrics import (consistency, diversity, frechet_distance, kernel_distance, pixel_features,
+                                          precision_recall, two_sample_accuracy)
 from semantica.evaluation.reference import load_reference
 from semantica.logs import progress
 from semantica.outputs import prepare_output
@@ -36,6 +42,7 @@ from semantica.outputs import prepare_output
 log = logging.getLogger(__name__)
 
 SCORES = ("fid", "kid", "precision", "recall", "consistency", "diversity")
+LABELLED_SCORES = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio")  # None without labels
 GRID_ROWS, GRID_COLS = 8, 8
 K_NEAREST = 3  # the k of precision/recall's k-NN radii (Kynkäänniemi et al.)
 PER_CLASS = 0  # the "k" of the one-image-per-label runs (never a real shot count)
@@ -54,13 +61,21 @@ def run_seed(seed: int, *keys: int) -> int:
 class Evaluator:
     """Holds the pipeline, the reference set and its features; samples and scores one run at a time."""
 
-    def __init__(self, pipe, reference, space, encoder, ev: EvaluateConfig, k_nearest: int = 3):
+    def __init__(self, pipe, reference, space, encoder, ev: EvaluateConfig, k_nearest: int = 3, judge=None):
         self.pipe, self.ref, self.space, self.encoder, self.ev = pipe, reference, space, encoder, ev
-        self.k_nearest = k_nearest
+        self.k_nearest, self.judge = k_nearest, judge
         log.info("embedding %d reference images (%s features)", len(reference.images), space.name)
         self.ref_features = space(reference.images)
         self.ref_embeddings = self.ref_features if space.name == "encoder" else \
             encoder.embed_pil(reference.images).double().cpu()
+        self.by_label: dict = {}
+        for i, label in enumerate(reference.labels):
+            if label is not None:
+                self.by_label.setdefault(label, []).append(i)
+        self.ref_pixels = pixel_features(reference.images) if judge is not None else None
+        # what real pictures of one label differ by: the yardstick of the variations' diversity
+        self.real_diversity = diversity([self.ref_embeddings[idx] for idx in self.by_label.values()]) \
+            if self.by_label else float("nan")
 
     def conditions(self, k: int, repeat: int) -> list[int]:
         rng = np.random.default_rng(run_seed(self.ev.seed, k, repeat))
@@ -93,9 +108,33 @@ class Evaluator:
         # all the generations, unless the reference is the smaller set: then a random subset of them
         fake = feats[np.sort(rng.choice(len(feats), size=n, replace=False))]
         precision, recall = precision_recall(real, fake, k=self.k_nearest)
+        div = diversity(groups)
         return {"fid": frechet_distance(self.ref_features, feats), "kid": kid, "kid_std": kid_std,
                 "precision": precision, "recall": recall,
-                "consistency": consistency(self.ref_embeddings[list(cond)], groups), "diversity": diversity(groups)}
+                "consistency": consistency(self.ref_embeddings[list(cond)], groups), "diversity": div,
+                **self.labelled_scores(cond, samples, div, seed)}
+
+    def labelled_scores(self, cond: Sequence[int], samples: list[list], div: float, seed: int) -> dict:
+        """Shape-aware topic transfer, realism (two-sample test) and the diversity ratio; None without labels."""
+        labels = [self.ref.labels[i] for i in cond]
+        if self.judge is None or any(label is None for label in labels):
+            return dict.fromkeys(LABELLED_SCORES)
+        flat = [im for group in samples for im in group]
+        wanted = [label for label, group in zip(labels, samples) for _ in group]
+        # real pictures of the same labels, as many of each as it has variations (never the conditions)
+        rng = np.random.default_rng(seed + 1)
+        real, count = [], {}
+        for label in wanted:
+            count[label] = count.get(label, 0) + 1
+        for label, n in sorted(count.items()):
+            pool = [j for j in self.by_label[label] if j not in set(cond)]
+            real += rng.choice(pool, size=min(n, len(pool)), replace=False).tolist() if pool else []
+        from semantica.evaluation.classifier import two_sample_cnn_accuracy
+        fake = pixel_features(flat)[rng.permutation(len(flat))]
+        nn1 = two_sample_accuracy(self.ref_pixels[rng.permutation(real)], fake) if len(real) > 1 else None
+        return {"topic_transfer_shape": self.judge.score(flat, wanted),
+                "realism_c2st": two_sample_cnn_accuracy([self.ref.images[i] for i in real], flat, seed=seed),
+                "realism_1nn": nn1, "diversity_ratio": div / self.real_diversity if self.real_diversity > 0 else None}
 
     def grid(self, cond: Sequence[int], samples: list[list], path: Path) -> None:
         rows = [[self.ref.images[i]] + group[:GRID_COLS] for i, group in zip(cond, samples)][:GRID_ROWS]
@@ -107,7 +146,7 @@ def _summary(runs: list[dict]) -> dict:
     """Mean ± std over the repeats; a score a run could not measure (None: e.g. diversity with one
     variation per condition) is left out, and is None when no run measured it."""
     out = {}
-    for key in SCORES:
+    for key in SCORES + LABELLED_SCORES:
         vals = [r[key] for r in runs if r[key] is not None]
         std = stdev(vals) if len(vals) > 1 else 0.0
         out[key] = {"mean": mean(vals), "std": std} if vals else {"mean": None, "std": None}
@@ -133,7 +172,9 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
                  steps: Optional[int] = None, scheduler: Optional[str] = None, seed: Optional[int] = None,
                  encoder: Optional[str] = None, inception_weights: Optional[str] = None,
                  max_reference: Optional[int] = None, per_class: Optional[bool] = None,
-                 overwrite: bool = False) -> dict:
+                 overwrite: bool = False, judge=None) -> dict:
+    """`judge`: a TopicJudge (evaluation/classifier.py) for the labelled scores; by default, with a
+    labelled reference, one is trained on 3/4 of the reference and its accuracy measured on the rest."""
     import dataclasses
     from semantica.evaluation.report import write_report
     t0 = time.perf_counter()
@@ -170,10 +211,21 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     if too_many:
         raise UserError(f"--shots {too_many}: more conditions than reference images ({len(ref.images)}) "
                         f"or samples ({ev.num_samples})")
-    evaluator = Evaluator(pipe, ref, space, enc, ev, k_nearest=K_NEAREST)
+    labels = sorted({x for x in ref.labels if x is not None})
+    judge_info = None
+    if len(labels) > 1 and all(x is not None for x in ref.labels):
+        if judge is None:
+            from semantica.evaluation.classifier import fit_judge_held_out
+            judge = fit_judge_held_out(ref.images, ref.labels, seed=ev.seed)
+            judge_info = {"trained_on": "3/4 of the reference", "held_out_accuracy": judge.accuracy}
+        else:
+            judge_info = {"trained_on": "given", "held_out_accuracy": judge.accuracy}
+        log.info("topic judge: held-out accuracy %s", judge.accuracy)
+    else:
+        judge = None
+    evaluator = Evaluator(pipe, ref, space, enc, ev, k_nearest=K_NEAREST, judge=judge)
     k_sweep = max(ev.shots)
     jobs = [("few-shot", k, r, ev.guidance) for k in ev.shots for r in range(ev.repeats)]
-    labels = sorted({x for x in ref.labels if x is not None})
     if ev.per_class and len(labels) > 1 and len(labels) <= ev.num_samples:
         jobs += [("per-class", PER_CLASS, r, ev.guidance) for r in range(ev.repeats)]
     elif ev.per_class:
@@ -217,7 +269,10 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     metrics = {
         "model": str(model), "reference": {"path": str(reference), "images": len(ref.images),
                                            "labels": len({x for x in ref.labels if x is not None}),
-                                           "skipped": ref.skipped},
+                                           "skipped": ref.skipped,
+                                           "diversity_same_label": None if math.isnan(evaluator.real_diversity)
+                                           else evaluator.real_diversity},
+        "topic_judge": judge_info,
         "features": space.name, "encoder": enc.name, "settings": dataclasses.asdict(ev),
         "few_shot": [{"shots": k, **_summary(runs), "runs": runs} for k, runs in few_shot.items()],
         "per_class": {"shots": len(labels), **_summary(per_class), "runs": per_class} if per_class else None,

@@ -98,3 +98,29 @@ def diversity(variations: Sequence[torch.Tensor]) -> float:
         n = len(v)
         per.append(float((1 - sim).sum() / (n * (n - 1))))  # the diagonal contributes 0
     return sum(per) / len(per) if per else float("nan")
+
+
+def two_sample_accuracy(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Classifier two-sample test (Lopez-Paz & Oquab 2017) with the 1-nearest-neighbour classifier and
+    leave-one-out accuracy (Xu et al. 2018, "An empirical study on evaluation metrics of GANs"): each row
+    of real ∪ fake is labelled by its nearest other row. 0.5: the sets cannot be told apart; 1.0: every
+    row's neighbour is from its own set. The larger set is cut to the smaller's size (its first rows:
+    shuffle beforehand), so chance stays 0.5."""
+    n = min(len(real), len(fake))
+    _check(real, fake, 1)
+    if n < 2:
+        return float("nan")
+    x = torch.cat([real[:n], fake[:n]]).double()
+    d = torch.cdist(x, x)
+    d.fill_diagonal_(float("inf"))
+    is_fake = torch.arange(2 * n) >= n
+    return float((is_fake[d.argmin(1)] == is_fake).double().mean())
+
+
+def pixel_features(images, size: int = 16) -> torch.Tensor:
+    """Images → [N, size·size·3] pixels in [0, 1] (bicubic resize): the space of the realism test,
+    where shapes, grounds and noise are all visible (an encoder's features may ignore some)."""
+    import numpy as np
+    from PIL import Image
+    return torch.from_numpy(np.stack([np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC),
+                                                 dtype=np.float32).reshape(-1) / 255.0 for im in images]))

@@ -5,7 +5,11 @@ import html
 from pathlib import Path
 
 LABELS = {"fid": "FID ↓", "kid": "KID ↓", "precision": "precision ↑", "recall": "recall ↑",
-          "consistency": "consistency ↑", "diversity": "diversity ↑"}
+          "consistency": "consistency ↑", "diversity": "diversity ↑",
+          # labelled references only (n/a otherwise): scores that see shape
+          "topic_transfer_shape": "topic transfer (shape) ↑", "realism_c2st": "realism: CNN 2-sample acc. → 0.5",
+          "realism_1nn": "realism: 1-NN 2-sample acc. → 0.5",
+          "diversity_ratio": "diversity ÷ real ↑"}
 
 
 def fmt(v, digits: int = 4) -> str:
@@ -20,7 +24,7 @@ def summary_lines(metrics: dict, digits: int = 4) -> list[str]:
     rows = [(f"k={f['shots']}", f) for f in metrics["few_shot"]]
     if metrics.get("per_class"):
         rows.append((f"one per label ({metrics['per_class']['shots']})", metrics["per_class"]))
-    return [f"{name}: " + ", ".join(f"{key} {fmt(f[key], digits)}" for key in LABELS) for name, f in rows]
+    return [f"{name}: " + ", ".join(f"{key} {fmt(f.get(key), digits)}" for key in LABELS) for name, f in rows]
 
 
 def _num(v) -> float:
@@ -91,7 +95,7 @@ def _table(rows: list[dict], first: str, key_of) -> str:
         if isinstance(v, dict):
             return "<td>n/a</td>" if v["mean"] is None else f"<td>{v['mean']:.4f} ± {v['std']:.4f}</td>"
         return "<td>n/a</td>" if v is None else f"<td>{v:.4f}</td>"
-    body = "".join(f"<tr><td>{html.escape(str(key_of(r)))}</td>" + "".join(cell(r[k]) for k in LABELS) + "</tr>"
+    body = "".join(f"<tr><td>{html.escape(str(key_of(r)))}</td>" + "".join(cell(r.get(k)) for k in LABELS) + "</tr>"
                    for r in rows)
     return f"<table><tr><th>{html.escape(first)}</th>{head}</tr>{body}</table>"
 
@@ -128,6 +132,13 @@ def write_report(out: Path, metrics: dict) -> Path:
                   f"(0 = the unconditional model).</p>",
                   _table(metrics["guidance"], "guidance", lambda r: f"{r['guidance']:g}"),
                   f"<p><img src='plots/{plots[1].name}'></p>"]
+    if metrics.get("topic_judge"):
+        j = metrics["topic_judge"]
+        parts.append(f"<p>Topic transfer (shape) is judged by a CNN trained on {html.escape(j['trained_on'])} "
+                     f"(real pictures only); its accuracy on held-out real pictures: {fmt(j['held_out_accuracy'], 3)}. "
+                     f"Realism: held-out accuracy of a classifier telling variations from real pictures of the same "
+                     f"labels (a small CNN, 2-fold; and 1-NN leave-one-out on 16×16 pixels, which calls noise "
+                     f"realistic); 0.5 means indistinguishable.</p>")
     if "topic_transfer" in metrics:
         tt = metrics["topic_transfer"]
         parts += ["<h2>Topic transfer (sample web)</h2>", f"<p>{html.escape(tt['summary'])}</p>"]

@@ -178,6 +178,7 @@ class TrainConfig:
     grad_clip: float
     ema_decay: float
     cond_dropout: float
+    snr_gamma: float          # Min-SNR-γ loss weighting; 0: plain v-prediction MSE
     checkpoint_every: int
     log_every: int
     # the GPU fast path: each is off on CPU (local profile) and on in the GPU profiles

@@ -14,6 +14,7 @@ from semantica.sample_web import serve_sample_web, write_sample_web
 from semantica.sample_web.score import score_mining
 
 log = logging.getLogger(__name__)
+HELD_OUT_PER_TOPIC = 8  # evaluation reference: 8 new pictures of each topic
 
 
 def _free_port(host: str) -> int:
@@ -54,7 +55,8 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     from semantica.evaluation.evaluate import run_evaluate
     from semantica.evaluation.generate import generate
     from semantica.evaluation.report import fmt, summary_lines, write_report
-    from semantica.sample_web.topics import TopicClassifier, load_pictures, topic_transfer, write_reference
+    from semantica.sample_web.topics import (TopicClassifier, draw_pictures, fit_shape_judge, load_pictures,
+                                             topic_transfer, write_reference)
     from semantica.tiny_encoder import train_tiny_encoder
     from semantica.training.trainer import run_train
     out = Path(out)
@@ -113,14 +115,19 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     t = time.perf_counter()
     log.info("[8/%d] evaluate: few-shot metrics, guidance sweep, topic transfer → %s", steps, out / "evaluation")
     pictures = load_pictures(out / "sample-web")
-    reference = write_reference(pictures, out / "reference")
-    ev = run_evaluate(settings, out / "run", reference, out / "evaluation")
+    # held-out pictures: the sample web's topics, drawn anew, in no training pair
+    reference = write_reference(draw_pictures(sw, HELD_OUT_PER_TOPIC, seed=1), out / "reference")
+    # the shape-and-colour judge learns from drawn pictures; the sample web's own are its test set
+    judge = fit_shape_judge(sw, pictures, seed=settings.stages.evaluate.seed)
+    ev = run_evaluate(settings, out / "run", reference, out / "evaluation", judge=judge)
+    ev["topic_judge"]["trained_on"] = (f"{len(judge.labels)} × 100 pictures drawn as the sample web draws them "
+                                       f"(held out: the sample web's {len(pictures)} pictures)")
     # topics by a classifier fitted on the sample web's own pictures, never on generations
     transfer = topic_transfer(TopicClassifier.fit(pictures), out / "evaluation" / "samples", sw.num_topics)
     g = settings.stages.evaluate.guidance
     shares = transfer["share_by_guidance"]
     transfer["summary"] = (
-        f"{shares[g]:.2f} of the variations at guidance {g:g} have their condition's topic (hue classifier "
+        f"hue: {shares[g]:.2f} of the variations at guidance {g:g} have their condition's topic (hue classifier "
         f"fitted on the sample web's pictures; {transfer['variations_per_guidance']} variations of "
         f"{max(settings.stages.evaluate.shots)} conditions); chance {transfer['chance']:.3f}; the unconditional "
         f"model (guidance 0) {shares.get(0.0, float('nan')):.2f}. By guidance: "
@@ -146,7 +153,13 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
         print(f"demo: few-shot {line}")
     print("demo: guidance sweep (consistency / diversity): " + ", ".join(
         f"{r['guidance']:g}: {fmt(r['consistency'], 2)} / {fmt(r['diversity'], 2)}" for r in ev["guidance"]))
-    print(f"demo: topic transfer: {transfer['summary']}")
+    print(f"demo: topic transfer (hue only): {transfer['summary']}")
+    print(f"demo: shape-aware scores on {ev['reference']['images']} held-out pictures (judge: shape CNN + hue, "
+          f"held-out accuracy {fmt(ev['topic_judge']['held_out_accuracy'], 3)}; realism: held-out accuracy of a CNN "
+          f"telling variations from real pictures, 0.5 = indistinguishable; diversity ÷ real same-topic), by guidance: "
+          + ", ".join(f"{r['guidance']:g}: transfer {fmt(r['topic_transfer_shape'], 2)}, realism "
+                      f"{fmt(r['realism_c2st'], 2)} (1-NN {fmt(r['realism_1nn'], 2)}), diversity ratio "
+                      f"{fmt(r['diversity_ratio'], 2)}" for r in ev["guidance"]))
     print(f"demo: report: {report} (metrics: {out / 'evaluation' / 'metrics.json'})")
     print("demo: stage times: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
     return 0

@@ -256,3 +256,26 @@ def test_per_class_runs_take_one_image_of_each_label(settings, untrained_pipelin
     off = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "q", shots=[1], guidance_scales=[],
                     per_class=False)
     assert off["per_class"] is None
+
+
+def test_labelled_reference_gets_the_scores_that_see_shape(settings, untrained_pipeline, reference_folder, tmp_path):
+    m = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "s", shots=[2], num_samples=8,
+                  repeats=1, guidance_scales=[2.0])
+    assert m["topic_judge"]["trained_on"] == "3/4 of the reference"
+    assert 0.0 <= m["topic_judge"]["held_out_accuracy"] <= 1.0
+    assert m["reference"]["diversity_same_label"] > 0
+    run = m["guidance"][0]
+    assert 0.0 <= run["topic_transfer_shape"] <= 1.0 and run["diversity_ratio"] > 0
+    # 3 pictures a label, the conditions left out: the real side of the two-sample tests is small
+    assert all(run[k] is None or 0.0 <= run[k] <= 1.0 for k in ("realism_c2st", "realism_1nn"))
+    assert "topic transfer (shape)" in (tmp_path / "s" / "report.html").read_text()
+
+
+def test_unlabelled_reference_leaves_the_labelled_scores_out(settings, untrained_pipeline, reference_folder, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, f in enumerate(sorted(reference_folder.rglob("*.png"))):
+        (flat / f"{i}.png").write_bytes(f.read_bytes())
+    m = _evaluate(settings, untrained_pipeline, flat, tmp_path / "u", shots=[2], repeats=1, guidance_scales=[])
+    assert m["topic_judge"] is None
+    assert m["few_shot"][0]["topic_transfer_shape"] == {"mean": None, "std": None}

@@ -8,6 +8,9 @@ Legend (code → paper symbol; Salimans & Ho 2022, "Progressive Distillation", �
   x_t    → z_t = α_t x + σ_t ε                     (forward process, eq. 1)
   v      → v = α_t ε − σ_t x                       (the v-parameterisation, eq. 9)
 The network predicts v̂ = f(z_t, t, c); the loss is E‖v̂ − v‖² (the "SNR+1" weighting on x).
+With `snr_gamma` = γ > 0 each sample's term is weighted by min(SNR_t, γ) / (SNR_t + 1), SNR_t = α_t²/σ_t²:
+Min-SNR-γ (Hang et al. 2023, eq. 9, its v-prediction form), which stops the low-noise steps, where
+the fine texture is, from dominating the gradient; diffusers' `compute_snr` gives SNR_t.
 diffusers' DDPMScheduler computes z_t (`add_noise`) and v (`get_velocity`) from the same ᾱ.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
+from diffusers.training_utils import compute_snr
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -27,8 +31,8 @@ def make_scheduler() -> DDPMScheduler:
 class VLoss:
     """loss(f, x, c) for one batch, f(z_t, t, **c) → v̂; `generator` makes t and ε reproducible."""
 
-    def __init__(self, scheduler: DDPMScheduler):
-        self.scheduler = scheduler
+    def __init__(self, scheduler: DDPMScheduler, snr_gamma: float = 0.0):
+        self.scheduler, self.snr_gamma = scheduler, snr_gamma
 
     def __call__(self, f, x0: torch.Tensor, cond: dict, generator: torch.Generator) -> torch.Tensor:
         b = x0.shape[0]
@@ -37,4 +41,9 @@ class VLoss:
         x_t = self.scheduler.add_noise(x0, eps, t)                                  # 2. z_t = α_t x + σ_t ε
         v = self.scheduler.get_velocity(x0, eps, t)                                 # 3. v = α_t ε − σ_t x
         v_hat = f(x_t, t, **cond)                                                   # 4. v̂ = f(z_t, t, c)
-        return F.mse_loss(v_hat.float(), v.float())                                 # 5. ‖v̂ − v‖²
+        if not self.snr_gamma:
+            return F.mse_loss(v_hat.float(), v.float())                             # 5. ‖v̂ − v‖²
+        snr = compute_snr(self.scheduler, t.cpu()).to(x0.device)                    # 5'. SNR_t = α_t²/σ_t²
+        w = snr.clamp(max=self.snr_gamma) / (snr + 1)                               #     min(SNR_t, γ)/(SNR_t + 1)
+        per_sample = F.mse_loss(v_hat.float(), v.float(), reduction="none").mean((1, 2, 3))
+        return (w * per_sample).mean()

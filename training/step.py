@@ -113,5 +113,5 @@ def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, t
     return loss.detach()  # a tensor: reading it would make the host wait for the GPU every step
 
 
-def new_loss() -> VLoss:
-    return VLoss(make_scheduler())
+def new_loss(cfg: TrainConfig | None = None) -> VLoss:
+    return VLoss(make_scheduler(), snr_gamma=cfg.snr_gamma if cfg is not None else 0.0)

@@ -58,7 +58,7 @@ def _train_loop(config: dict) -> None:
             state.load_state_dict(torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False))
         log.info("rank %d: resumed at step %d", rank, state.step)
     state.model = ray.train.torch.prepare_model(model)
-    loss_fn = new_loss()
+    loss_fn = new_loss(cfg)
     shard = ray.train.get_dataset_shard("train")
     per_worker = max(1, cfg.batch_size // world)
     t_last, s_last = time.perf_counter(), state.step

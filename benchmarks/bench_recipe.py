@@ -1,0 +1,191 @@
+"""Training recipes compared under one compute budget, scored on held-out pictures (plain loop, no Ray).
+
+On a filtered pairs folder, its sample web and tiny encoder (a demo's `demo-out/filtered`,
+`demo-out/sample-web`, `demo-out/tiny-encoder`), each variant (a change of models.tiny and / or
+stages.train of the local profile) trains with `train_step` in this process on the decoded
+pairs, augmented as the trainer does (seeded per pair and epoch; one torch thread, as the Ray
+worker). Budget: `--budget` steps of the first variant; every other variant gets as many steps
+as fit in the same seconds, from per-step costs measured first in this run, interleaved (the
+machine is shared, so wall-clock budgets would hand the noise to whichever runs under load).
+Scores (evaluation/evaluate.py's Evaluator, guidance `--guidance`): on the sample web's topics
+drawn anew (8 held-out pictures a topic, in no training pair), 2 conditions per topic × 4
+variations: topic transfer by the CNN judge (trained on other drawn pictures, accuracy printed on
+the sample web's own), realism (1-NN two-sample accuracy, 0.5 = indistinguishable), diversity ÷
+real same-topic diversity, consistency. Mean ± std over `--seeds`; a Markdown table at the end.
+
+  .venv/bin/python benchmarks/bench_recipe.py --demo-out demo-out [--budget 150] [--seeds 0,1]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from semantica.config import load_settings  # noqa: E402
+from semantica.encoders import load_encoder  # noqa: E402
+from semantica.training.data import MARGIN, _decode, augment, load_examples  # noqa: E402
+from semantica.training.step import build_model, make_state, new_loss, step_generator, train_step  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = dict(block_out_channels=(16, 32, 64), down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), attention_head_dim=32)
+# name: (models.tiny changes, stages.train changes)
+VARIANTS = {
+    "tiny as shipped (32-64, attention 16×16)": ({}, {}),
+    "16-32-64, attention 8×8": (SMALL, {}),
+    "16-32-64, attention 8×8, min-SNR-5": (SMALL, {"snr_gamma": 5.0}),
+    "16-32-64, attention 8×8, EMA 0.995": (SMALL, {"ema_decay": 0.995}),
+    "16-32-64, attention 16×16 + 8×8": ({**SMALL, "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D",
+                                                                     "CrossAttnDownBlock2D"),
+                                         "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")},
+                                        {}),
+}
+SCORE_KEYS = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")
+
+
+class Data:
+    """Every pair decoded once; batches as the trainer forms them (a seeded shuffle per epoch)."""
+
+    def __init__(self, pairs: Path, resolution: int, bs: int):
+        t = load_examples(pairs).to_pydict()
+        size = int(round(resolution * MARGIN))
+        self.cond = np.stack([_decode(b, size) for b in t["cond_bytes"]])
+        self.target = np.stack([_decode(b, size) for b in t["target_bytes"]])
+        self.ids = np.array(t["pair_id"])
+        self.res, self.bs = resolution, bs
+
+    def batch(self, step: int, seed: int):
+        per_epoch = len(self.ids) // self.bs
+        epoch, i = divmod(step, per_epoch)
+        order = np.random.default_rng(seed * 7919 + epoch).permutation(len(self.ids))[i * self.bs:(i + 1) * self.bs]
+        ids = self.ids[order]
+        return (augment(self.cond[order], ids, epoch, seed, self.res, "cond"),
+                augment(self.target[order], ids, epoch, seed, self.res, "target"))
+
+
+def configs(settings, name):
+    model_over, train_over = VARIANTS[name]
+    return (dataclasses.replace(settings.models["tiny"], **model_over),
+            dataclasses.replace(settings.stages.train, **train_over))
+
+
+def step_costs(settings, names, encoder, data, rounds: int = 3, steps: int = 3) -> dict:
+    """Seconds per train_step of each variant: median of interleaved rounds."""
+    probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size)).tokens
+    states, loss = {}, {}
+    for n in names:
+        model_cfg, cfg = configs(settings, n)
+        states[n] = (make_state(build_model(model_cfg, encoder.dim, probe.shape[1], 0), cfg), cfg)
+        loss[n] = new_loss(cfg)
+    times: dict = {n: [] for n in names}
+    for r in range(rounds + 1):
+        for n in names:
+            st, cfg = states[n]
+            t = time.perf_counter()
+            for _ in range(steps):
+                c, x = data.batch(st.step, 0)
+                train_step(st, encoder, loss[n], c, x, cfg, step_generator(0, st.step, 0), torch.device("cpu"))
+            if r:  # round 0 warms up
+                times[n].append((time.perf_counter() - t) / steps)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+def train(settings, name, encoder, data, steps: int, seed: int):
+    model_cfg, cfg = configs(settings, name)
+    cfg = dataclasses.replace(cfg, seed=seed)
+    probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size)).tokens
+    state = make_state(build_model(model_cfg, encoder.dim, probe.shape[1], seed), cfg)
+    loss_fn = new_loss(cfg)
+    for _ in range(steps):
+        c, x = data.batch(state.step, seed)
+        train_step(state, encoder, loss_fn, c, x, cfg, step_generator(seed, state.step, 0), torch.device("cpu"))
+    state.ema.copy_to(state.model.parameters())
+    return state.model
+
+
+def score(model, encoder_path: str, encoder, reference, judge, ev, guidance: float, seed: int) -> dict:
+    from diffusers import DDIMScheduler
+    from semantica.evaluation.evaluate import Evaluator
+    from semantica.evaluation.features import load_features
+    from semantica.training.diffusion import make_scheduler
+    from semantica.training.pipeline import SemanticaPipeline
+    pipe = SemanticaPipeline(unet=model.unet.eval(), adapter=model.adapter.eval(),
+                             scheduler=DDIMScheduler.from_config(make_scheduler().config), encoder=encoder_path)
+    ev = dataclasses.replace(ev, num_samples=4 * 2 * len(set(reference.labels)))
+    evaluator = Evaluator(pipe, reference, load_features("encoder", encoder), encoder, ev, judge=judge)
+    rng = np.random.default_rng(seed)
+    cond = sorted(int(i) for label in sorted(evaluator.by_label)
+                  for i in rng.choice(evaluator.by_label[label], size=2, replace=False))
+    samples = evaluator.sample(cond, guidance, seed)
+    return evaluator.score(cond, samples, seed), cond, samples
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demo-out", type=Path, required=True, help="a demo's output (filtered/, sample-web/, tiny-encoder/)")
+    ap.add_argument("--budget", type=int, default=150, help="steps of the first variant; the others get its seconds")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--guidance", type=float, default=2.0)
+    ap.add_argument("--variants", default="", help="comma-separated indices into VARIANTS (default: all)")
+    ap.add_argument("--json", type=Path, help="append one JSON row per run")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    from semantica.evaluation.reference import Reference
+    from semantica.sample_web.topics import draw_pictures, fit_shape_judge, load_pictures
+    settings = load_settings(REPO / "pipelines.yaml", "local")
+    names = list(VARIANTS)
+    if args.variants:
+        names = [names[int(i)] for i in args.variants.split(",")]
+    enc_path = str((args.demo_out / "tiny-encoder").resolve())
+    encoder = load_encoder(enc_path, device="cpu")
+    sw = settings.stages.sample_web
+    judge = fit_shape_judge(sw, load_pictures(args.demo_out / "sample-web"))
+    print(f"judge: held-out accuracy {judge.accuracy:.3f} on the sample web's pictures", flush=True)
+    held = draw_pictures(sw, 8, seed=1)
+    reference = Reference(images=[p.image for p in held], names=[p.picture_id for p in held],
+                          labels=[f"topic{p.topic}" for p in held])
+    data = Data(args.demo_out / "filtered", settings.models["tiny"].resolution, settings.stages.train.batch_size)
+    costs = step_costs(settings, names, encoder, data)
+    seconds = args.budget * costs[names[0]]
+    steps = {n: max(1, round(seconds / costs[n])) for n in names}
+    for n in names:
+        print(f"cost {n}: {costs[n] * 1e3:.0f} ms/step → {steps[n]} steps", flush=True)
+    rows: dict = {n: [] for n in names}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for n in names:
+            t = time.perf_counter()
+            model = train(settings, n, encoder, data, steps[n], seed)
+            t_train = time.perf_counter() - t
+            scores, _, _ = score(model, enc_path, encoder, reference, judge, settings.stages.evaluate, args.guidance,
+                                 seed)
+            rows[n].append(scores)
+            print(f"seed {seed} {n}: train {t_train:.0f}s, " + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS),
+                  flush=True)
+            if args.json:
+                with args.json.open("a") as f:
+                    f.write(json.dumps({"variant": n, "seed": seed, "steps": steps[n], "train_s": t_train,
+                                        **{k: scores[k] for k in SCORE_KEYS}}) + "\n")
+    print(f"\n| variant (budget: {args.budget} steps of the first, {seconds:.0f} s at this run's step cost) | steps | "
+          + " | ".join(SCORE_KEYS) + " |")
+    print("|---|---|" + "---|" * len(SCORE_KEYS))
+    for n in names:
+        cells = []
+        for k in SCORE_KEYS:
+            v = [r[k] for r in rows[n] if r[k] is not None]
+            cells.append(f"{statistics.mean(v):.2f} ± {statistics.stdev(v) if len(v) > 1 else 0:.2f}" if v else "n/a")
+        print(f"| {n} | {steps[n]} | " + " | ".join(cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

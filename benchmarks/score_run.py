@@ -1,0 +1,31 @@
+"""A trained run scored as `semantica demo` scores it: the shape-and-colour judge, 64 held-out pictures
+(8 a topic, drawn anew), k = 8 conditions × 2 seeds, guidance 0 / 2 / 4, and the demo's grid.
+
+  .venv/bin/python benchmarks/score_run.py RUN_DIR SAMPLE_WEB OUT
+"""
+import sys
+import time
+from pathlib import Path
+
+import torch
+torch.set_num_threads(1)  # small nets on a shared 2-core machine (README, "Training on 2 CPU cores")
+from semantica.config import load_settings
+from semantica.demo import _demo_inputs
+from semantica.evaluation.evaluate import run_evaluate
+from semantica.evaluation.generate import generate
+from semantica.sample_web.topics import draw_pictures, fit_shape_judge, load_pictures, write_reference
+run, sw_dir, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+s = load_settings(Path("pipelines.yaml"), "local"); sw = s.stages.sample_web
+t = time.time()
+pics = load_pictures(sw_dir)
+judge = fit_shape_judge(sw, pics)
+print("judge", judge.accuracy, judge.shape_accuracy, judge.rejects, time.time() - t, flush=True)
+ref = write_reference(draw_pictures(sw, 8, seed=1), out / "reference")
+ev = run_evaluate(s, run, ref, out / "ev", judge=judge, shots=[8], repeats=2, guidance_scales=[0.0, 2.0, 4.0], overwrite=True)
+for r in ev["guidance"]:
+    print(r["guidance"], {k: r[k] for k in ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")})
+f = ev["few_shot"][0]
+print("few-shot k=8, 2 seeds:", {k: f[k] for k in ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")})
+inputs = _demo_inputs(sw_dir, out / "inputs", sw.num_topics)
+print(generate(run, inputs, 4, out / "variations", guidance=2.0, steps=25, seed=0))
+print("seconds", time.time() - t)
