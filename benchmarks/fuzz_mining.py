@@ -17,8 +17,9 @@ the pipeline calls it, so that an exception is visible rather than counted `inte
   image  from_warc(url, [image record], cfg) (what join_bytes calls; → decode_image), and on
          every fifth input from_download(Fetched(...), cfg) (what FetchBatch._one calls)
 
-Each input runs in a pool of worker processes; a worker that takes longer than --timeout (5 s)
-is killed and the input counted a hang. An exception escaping the target is a crash, grouped
+Each input runs in a pool of worker processes; a worker that spends more than --timeout (5 s) of
+CPU on one input, or 6 times that of wall-clock, is killed and the input counted a hang (CPU
+time, because on a shared machine wall-clock counts the neighbours' load too). An exception escaping the target is a crash, grouped
 by (target, exception class, innermost frame). Peak memory: each worker's VmHWM, and
 getrusage(RUSAGE_CHILDREN).ru_maxrss at the end. The pure-Python mutator is used rather than
 atheris: the targets are mostly C (Lexbor, Pillow, FastWARC) without coverage
@@ -426,7 +427,22 @@ class Pool:
                 s["proc"].join()
 
 
-def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 3072, log=print) -> dict:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 3072, log=print,
+        wall_timeout: float = 0.0) -> dict:
+    """`timeout`: CPU seconds an input may take (wall-clock on a shared machine would count the
+    neighbours' load); past `wall_timeout` (default 6 x timeout) of wall-clock it is a hang as well
+    (one blocked without using CPU)."""
+    wall_timeout = wall_timeout or 6 * timeout
     from multiprocessing.connection import wait
     jobs = schedule(seed, n)
     t_start = time.perf_counter()
@@ -438,7 +454,7 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
     reasons: Counter = Counter()
     slowest = (0.0, None)
     peak_kb = 0
-    done = 0
+    done = logged = 0
     it = iter(jobs)
     pending = True
 
@@ -448,7 +464,7 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
         if job is None:
             pending = False
             return
-        s["job"], s["t0"] = job, time.perf_counter()
+        s["job"], s["t0"], s["cpu0"] = job, time.perf_counter(), _cpu_s(s["proc"].pid)
         s["conn"].send(job)
 
     for s in pool.slots:
@@ -481,9 +497,13 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
                     c["count"] += 1
                 s["job"] = None
                 feed(s)
-            elif now - s["t0"] > timeout:
+            elif now - s["t0"] > timeout and (_cpu_s(s["proc"].pid) - s["cpu0"] > timeout
+                                               or now - s["t0"] > wall_timeout):
                 target, i = s["job"]
                 hangs.append(f"{target}:{seed}:{i}")
+                if log:
+                    log(f"  hang: {target}:{seed}:{i} ({now - s['t0']:.1f} s wall, "
+                        f"{_cpu_s(s['proc'].pid) - s['cpu0']:.1f} s CPU)", flush=True)
                 by_target[target] += 1
                 done += 1
                 s["proc"].kill()
@@ -493,14 +513,15 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
                 s["conn"].recv()
                 s["job"] = None
                 feed(s)
-        if done and done % 1000 == 0 and log:
+        if done >= logged + 1000 and log:
+            logged = done // 1000 * 1000
             log(f"  {done}/{n} inputs, {done / (time.perf_counter() - t_ready):.1f}/s, "
                 f"crashes {sum(c['count'] for c in crashes.values())}, hangs {len(hangs)}", flush=True)
     pool.close()
     elapsed = time.perf_counter() - t_ready
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
-        "inputs": done, "seed": seed, "workers": workers, "timeout_s": timeout,
+        "inputs": done, "seed": seed, "workers": workers, "timeout_cpu_s": timeout, "timeout_wall_s": wall_timeout,
         "by_target": dict(by_target), "crashes": crashes,
         "crash_count": sum(c["count"] for c in crashes.values()), "hangs": hangs,
         "peak_rss_mb": round(max(peak_kb, children_kb) / 1024, 1),
@@ -526,7 +547,8 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=5.0, help="seconds before an input counts as a hang")
+    ap.add_argument("--timeout", type=float, default=5.0, help="CPU seconds before an input counts as a hang")
+    ap.add_argument("--wall-timeout", type=float, default=0.0, help="wall-clock seconds (default 6 x --timeout)")
     ap.add_argument("--mem-limit-mb", type=int, default=3072, help="RLIMIT_AS of each worker (0: none)")
     ap.add_argument("--json", help="write the summary here")
     ap.add_argument("--replay", help="TARGET:SEED:I: run that one input here, with its traceback")
@@ -535,7 +557,8 @@ def main() -> None:
         return replay(args.replay)
     print(f"fuzzing {args.inputs} inputs, seed {args.seed}, {args.workers} workers, timeout {args.timeout} s",
           flush=True)
-    summary = run(args.inputs, args.seed, args.workers, args.timeout, args.mem_limit_mb)
+    summary = run(args.inputs, args.seed, args.workers, args.timeout, args.mem_limit_mb,
+                  wall_timeout=args.wall_timeout)
     brief = {k: v for k, v in summary.items() if k != "crashes"}
     brief["crashes"] = {k: {kk: vv for kk, vv in c.items() if kk != "traceback"} for k, c in summary["crashes"].items()}
     print(json.dumps(brief, indent=2))
