@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from semantica.config import MineConfig
 from semantica.mining import reasons as R
 from semantica.mining.failures import failure_row, internal_error
-from semantica.mining.html_bounds import bound_html
+from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls
 from semantica.mining.prefilter import prefilter_page
 from semantica.mining.warc_io import Record, iter_records
@@ -62,6 +62,9 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         if use_main and (bounded.tags > cfg.parse.main_content_max_tags or len(text) > MAIN_CONTENT_MAX_CHARS):
             use_main = False
             cuts = cuts + [f"main content not looked for ({bounded.tags} tags, {len(text)} characters)"]
+        elif use_main and (attrs := most_attributes(bounded.html)) > MAIN_CONTENT_MAX_ATTRIBUTES:
+            use_main = False  # lxml (in trafilatura) is quadratic in one element's attributes
+            cuts = cuts + [f"main content not looked for (an element with ~{attrs} attributes)"]
         main = main_content_urls(bounded.html, rec.uri) if use_main else set()
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
         counts[R.PAGE_PARSE_ERROR] += 1
