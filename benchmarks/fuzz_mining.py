@@ -438,10 +438,10 @@ def _cpu_s(pid: int) -> float:
 
 
 def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 3072, log=print,
-        wall_timeout: float = 0.0) -> dict:
+        wall_timeout: float = 0.0, max_seconds: float = 0.0) -> dict:
     """`timeout`: CPU seconds an input may take (wall-clock on a shared machine would count the
     neighbours' load); past `wall_timeout` (default 6 x timeout) of wall-clock it is a hang as well
-    (one blocked without using CPU)."""
+    (one blocked without using CPU). `max_seconds`: no new input after this long (0: none)."""
     wall_timeout = wall_timeout or 6 * timeout
     from multiprocessing.connection import wait
     jobs = schedule(seed, n)
@@ -460,7 +460,7 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
 
     def feed(s):
         nonlocal pending
-        job = next(it, None)
+        job = next(it, None) if not (max_seconds and time.perf_counter() - t_ready > max_seconds) else None
         if job is None:
             pending = False
             return
@@ -521,7 +521,7 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
     elapsed = time.perf_counter() - t_ready
     children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
-        "inputs": done, "seed": seed, "workers": workers, "timeout_cpu_s": timeout, "timeout_wall_s": wall_timeout,
+        "inputs": done, "inputs_asked": n, "seed": seed, "workers": workers, "timeout_cpu_s": timeout, "timeout_wall_s": wall_timeout,
         "by_target": dict(by_target), "crashes": crashes,
         "crash_count": sum(c["count"] for c in crashes.values()), "hangs": hangs,
         "peak_rss_mb": round(max(peak_kb, children_kb) / 1024, 1),
@@ -550,6 +550,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=5.0, help="CPU seconds before an input counts as a hang")
     ap.add_argument("--wall-timeout", type=float, default=0.0, help="wall-clock seconds (default 6 x --timeout)")
     ap.add_argument("--mem-limit-mb", type=int, default=3072, help="RLIMIT_AS of each worker (0: none)")
+    ap.add_argument("--max-seconds", type=float, default=0.0, help="stop feeding inputs after this long")
     ap.add_argument("--json", help="write the summary here")
     ap.add_argument("--replay", help="TARGET:SEED:I: run that one input here, with its traceback")
     args = ap.parse_args()
@@ -558,7 +559,7 @@ def main() -> None:
     print(f"fuzzing {args.inputs} inputs, seed {args.seed}, {args.workers} workers, timeout {args.timeout} s",
           flush=True)
     summary = run(args.inputs, args.seed, args.workers, args.timeout, args.mem_limit_mb,
-                  wall_timeout=args.wall_timeout)
+                  wall_timeout=args.wall_timeout, max_seconds=args.max_seconds)
     brief = {k: v for k, v in summary.items() if k != "crashes"}
     brief["crashes"] = {k: {kk: vv for kk, vv in c.items() if kk != "traceback"} for k, c in summary["crashes"].items()}
     print(json.dumps(brief, indent=2))
