@@ -9,7 +9,7 @@ NUL bytes, gzip-member corruption, a lying Content-Length or chunk size, an inva
 chosen by `random.Random(f"{seed}:{i}")`: input i of a seed is the same on every run.
 
 Targets: what the containment (mining/containment.py, extract.process_warc) wraps, called as
-the pipeline calls it, so that an exception is visible rather than counted `internal_error`:
+the pipeline calls it, so that an exception is visible (not counted `internal_error`):
 
   warc   iter_records(file, reader, limit, errors) → record_items(rec, cfg, counts) per record
          (the reader alternates between fastwarc and warcio)
@@ -456,13 +456,10 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
     peak_kb = 0
     done = logged = 0
     it = iter(jobs)
-    pending = True
 
     def feed(s):
-        nonlocal pending
         job = next(it, None) if not (max_seconds and time.perf_counter() - t_ready > max_seconds) else None
         if job is None:
-            pending = False
             return
         s["job"], s["t0"], s["cpu0"] = job, time.perf_counter(), _cpu_s(s["proc"].pid)
         s["conn"].send(job)
