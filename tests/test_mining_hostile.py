@@ -173,3 +173,16 @@ def test_long_quoted_attributes_keep_main_content(settings):
     counts: Counter = Counter()
     page = page_from_record(_record("http://hostile.example.org/p.html", html.encode()), settings.stages.mine, counts)
     assert not page["too_complex"] and page["refs"][0]["in_main_content"] is not None
+
+
+def test_a_page_whose_main_content_detection_raises_keeps_its_references(settings):
+    """A fuzzing find (page:1:1172 of benchmarks/fuzz_mining.py, reduced by delta debugging): lxml, under
+    trafilatura, raises XMLSyntaxError on a tag named `s\\x7f`; the page was dropped as a parse error with
+    all its references. Now it is kept, in_main_content unknown, and the failure counted."""
+    from semantica.mining.extract import MAIN_CONTENT_ERROR
+    body = '<a><a><article><div>f<s\x7f>e<img src="/a.jpg"><img src="/b.jpg">'.encode()
+    counts: Counter = Counter()
+    page = page_from_record(_record("http://hostile.example.org/p.html", body), settings.stages.mine, counts)
+    assert page is not None and counts == {MAIN_CONTENT_ERROR: 1}
+    assert [r["url"] for r in page["refs"]] == ["http://hostile.example.org/a.jpg", "http://hostile.example.org/b.jpg"]
+    assert {r["in_main_content"] for r in page["refs"]} == {None}
