@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from semantica.config import MineConfig
 from semantica.mining import reasons as R
 from semantica.mining.failures import failure_row, internal_error
-from semantica.mining.html_bounds import bound_html
+from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls
 from semantica.mining.prefilter import prefilter_page
 from semantica.mining.warc_io import Record, iter_records
@@ -21,6 +21,9 @@ from semantica.mining.warc_io import Record, iter_records
 log = logging.getLogger(__name__)
 MAIN_CONTENT_MAX_CHARS = 2_000_000
 READ_STAGE = "read"  # the stage name of a record's failures
+# a page whose main-content detection raised (e.g. lxml's XMLSyntaxError on a tag named `s\x7f`, a
+# fuzzing find): kept, with its references, their in_main_content unknown (None)
+MAIN_CONTENT_ERROR = "pages:main_content_error"
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
@@ -62,11 +65,22 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         if use_main and (bounded.tags > cfg.parse.main_content_max_tags or len(text) > MAIN_CONTENT_MAX_CHARS):
             use_main = False
             cuts = cuts + [f"main content not looked for ({bounded.tags} tags, {len(text)} characters)"]
-        main = main_content_urls(bounded.html, rec.uri) if use_main else set()
+        elif use_main and (attrs := most_attributes(bounded.html)) > MAIN_CONTENT_MAX_ATTRIBUTES:
+            use_main = False  # lxml (in trafilatura) is quadratic in one element's attributes
+            cuts = cuts + [f"main content not looked for (an element with ~{attrs} attributes)"]
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
         counts[R.PAGE_PARSE_ERROR] += 1
         log.warning("%s @%d: cannot parse %s: %s: %s", rec.warc_file, rec.offset, rec.uri, type(e).__name__, e)
         return None
+    main: set = set()
+    if use_main:
+        try:
+            main = main_content_urls(bounded.html, rec.uri)
+        except Exception as e:  # noqa: BLE001 (lxml, under trafilatura, refuses some tag names: keep the refs)
+            use_main = False
+            counts[MAIN_CONTENT_ERROR] += 1
+            log.warning("%s @%d: %s: main content not found: %s: %s", rec.warc_file, rec.offset, rec.uri[:200],
+                        type(e).__name__, str(e)[:200])
     if cuts:
         counts[R.PAGE_TOO_COMPLEX] += 1
         log.info("%s @%d: %s: %s", rec.warc_file, rec.offset, rec.uri[:200], "; ".join(cuts))

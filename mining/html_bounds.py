@@ -9,7 +9,11 @@ trafilatura ~60 µs per tag. So, on a page with more tags than a fast parse can 
 - elements nested deeper than `max_depth` are flattened: their start and end tags are
   removed, their content (images included) stays, one level up;
 - tags past the first `max_tags` are cut off, as max_html_bytes cuts bytes;
-- the caller skips main-content detection past `main_content_max_tags`.
+- the caller skips main-content detection past `main_content_max_tags`, and where one element
+  has more than MAIN_CONTENT_MAX_ATTRIBUTES attributes (`most_attributes`): libxml2, under
+  trafilatura, checks each attribute against the element's earlier ones, so its parse grows with
+  the square of an element's attributes (16,500 garbage attributes after a stray quote in one
+  400 KB <img srcset>: 4-8 s; a fuzzing find, issue 15). Lexbor's time does not grow so.
 
 A page with at most SAFE_TAGS '<' (and at most max_tags) parses in well under a second at any
 depth and is passed through untouched, after one `str.count` (~3 % of a page's read + parse).
@@ -23,6 +27,8 @@ from dataclasses import dataclass, field
 from semantica.config import ParseConfig
 
 SAFE_TAGS = 10_000  # at most 10,000 nested <div>: 0.15 s in Lexbor (measured on one core here)
+MAIN_CONTENT_MAX_ATTRIBUTES = 1_000  # lxml: 1,000 attributes on one element ~0.03 s, 16,500 ~5 s
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 # A tag opens where the HTML tokenizer's does: '<', optional '/', an ASCII letter; the name
 # runs to whitespace, '/' or '>' (so '<div<div' is one tag, named 'div<div', as in a browser).
@@ -86,3 +92,21 @@ def bound_html(html: str, cfg: ParseConfig) -> Bounded:
         return Bounded(html, tags)
     pieces.append(html[kept_from:])
     return Bounded("".join(pieces), tags, cuts)
+
+
+def most_attributes(html: str, max_tags: int = 1 << 62) -> int:
+    """An upper estimate of the attributes of the element that has most (0 where no tag is long
+    enough to hold MAIN_CONTENT_MAX_ATTRIBUTES). Each attribute takes at least two characters, so
+    only tags longer than twice the bound are looked into: their words outside quoted values.
+    Linear: one find for each tag's end, at most `max_tags` tags."""
+    most, lt, n = 0, html.find("<"), 0
+    while lt != -1 and n < max_tags:
+        n += 1
+        gt = html.find(">", lt)
+        end = len(html) if gt == -1 else gt
+        if end - lt > 2 * MAIN_CONTENT_MAX_ATTRIBUTES:
+            most = max(most, len(_QUOTED.sub(" ", html[lt:end]).split()) - 1)
+        if gt == -1:
+            break
+        lt = html.find("<", gt)
+    return most

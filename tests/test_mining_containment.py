@@ -179,3 +179,86 @@ def test_no_real_crawl_raises_anywhere(good_crawl, settings, tmp_path):
     stats = run_mine(offline(settings), [str(REAL_CRAWLS)], tmp_path / "real")
     assert stats["internal_errors"] == {} and rows(tmp_path / "real", "failures") == []
     assert stats["pages"]["parse_errors"] == 0 and stats["pages"]["parsed"] >= 70 and stats["pairs"] > 0
+
+
+# ----------------------------------------------------------------------------- the fuzz harness's WARCs
+def _nasty_warcs(folder: Path) -> list[Path]:
+    """Ten WARC files from the fuzz harness (benchmarks/fuzz_mining.py), one per kind of damage: a
+    corrupt and a cut gzip member, lying Content-Lengths and chunk sizes, flipped bytes, a file cut
+    mid-record, invalid charsets, NUL runs, 10^5 <img> with garbage srcset, and broken images
+    (truncated PNG/JPEG/GIF/WebP, huge declared sizes, a 300-frame GIF)."""
+    import gzip
+    import random
+    import sys
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import fuzz_mining as F
+    seeds = F.load_seeds()
+    page = seeds["page"][-1][1]  # the page written by the harness, with four references
+    images = F.make_images()
+    img_recs = [(f"http://nasty.example.org/{k}", "image/png", v, ()) for k, v in sorted(images.items())]
+    plain = F._warc([("http://nasty.example.org/p.html", "text/html", page, ())] + img_recs)
+    raw = gzip.decompress(plain)
+    rng = random.Random(15)
+    members = [m.start() for m in __import__("re").finditer(b"\x1f\x8b\x08", plain)]
+    corrupt = bytearray(plain)
+    corrupt[members[3] + 30] ^= 0x55
+    made = {
+        "gzip-member-corrupt.warc.gz": bytes(corrupt),
+        "gzip-member-cut.warc.gz": plain[:members[5] + 50] + plain[members[6]:],
+        "lying-lengths.warc": F._lie_lengths(random.Random(1), raw),
+        "lying-chunks.warc.gz": F._warc([("http://nasty.example.org/c.html", "text/html",
+                                          b"ffffffff\r\n" + page + b"\r\nzz\r\n", (("Transfer-Encoding", "chunked"),)),
+                                         ("http://nasty.example.org/g.html", "text/html", b"\x1f\x8b\x08junk" + page,
+                                          (("Content-Encoding", "gzip"),))]),
+        "byte-flips.warc": F.mutate_bytes(rng, raw),
+        "cut-mid-record.warc.gz": plain[: len(plain) * 2 // 3],
+        "bad-charsets.warc.gz": F._warc([(f"http://nasty.example.org/cs-{i}.html", f"text/html; charset={cs}",
+                                          page, ()) for i, cs in enumerate(F.CHARSETS)]),
+        "nul-runs.warc": raw.replace(b"<img", b"\x00\x00<img\x00", 3).replace(b"HTTP/1.1 200", b"HTTP/1.1\x00200", 2),
+        "huge-html.warc.gz": F._warc([("http://nasty.example.org/many.html", "text/html",
+                                       b"<html><body>" + b'<img src="/m.jpg" srcset=", ,,x 9e999w ,">' * 100_000, ()),
+                                      ("http://nasty.example.org/deep.html", "text/html",
+                                       b"<div>" * 60_000 + b'<img src="/a.jpg"><img src="/b.jpg">', ())]),
+        "broken-images.warc.gz": F._warc([("http://nasty.example.org/img.html", "text/html",
+                                           b"<html><body>" + b"".join(b'<img src="/%s">' % k.encode()
+                                                                      for k in sorted(images)), ())]
+                                         + [(f"http://nasty.example.org/{k}", "image/png", v[: len(v) // 2], ())
+                                            for k, v in sorted(images.items())]),
+    }
+    out = []
+    for name, data in made.items():
+        (folder / name).write_bytes(data)
+        out.append(folder / name)
+    return out
+
+
+def test_the_fuzz_harness_nastiest_warcs_and_a_good_crawl_mine_as_the_good_crawl_alone(good_crawl, settings,
+                                                                                           tmp_path):
+    """Ten damaged WARCs with one good real crawl: the job completes, the good crawl's rows are those of
+    a run on it alone, nothing raised, and every record the reader finds in a damaged file is counted
+    (the same number as reading that file alone, record by record, as the harness does)."""
+    import sys
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import fuzz_mining as F
+    bad_dir = tmp_path / "bad"
+    bad_dir.mkdir()
+    bad = _nasty_warcs(bad_dir)
+    s = offline(settings)
+    cfg = s.stages.mine
+    expected: Counter = Counter()
+    for path in bad:  # what the harness sees per file, in this process
+        expected.update(F.run_target("warc", path.read_bytes(), cfg, str(tmp_path), 0 if cfg.reader == "fastwarc" else 1))
+    both = run_mine(s, [str(bad_dir), str(good_crawl)], tmp_path / "both")
+    alone = run_mine(s, [str(good_crawl)], tmp_path / "alone")
+    assert both["internal_errors"] == {} and rows(tmp_path / "both", "failures") == []
+    assert both["inputs"] == len(bad) + 1 == both["records"]["warc_files"]
+    for key in ("records", "records:image", "records:other", "warc:read_error"):
+        assert both["records"].get(key, 0) == alone["records"].get(key, 0) + expected.get(key, 0), key
+    assert both["pages"]["parsed"] == alone["pages"]["parsed"] + expected["pages"]
+    assert expected["warc:read_error"] >= 3 and expected["records"] > 20
+    for name, key in (("refs", ("page_url", "position")), ("pairs", ("pair_id",)), ("images", ("image_id",)),
+                      ("pages", ("page_url",))):
+        good = lambda r: r.get("warc_file", r.get("source_warc_file")) == str(good_crawl)  # noqa: E731
+        a = sorted((r for r in rows(tmp_path / "both", name) if good(r)), key=lambda r: tuple(r[k] for k in key))
+        b = sorted(rows(tmp_path / "alone", name), key=lambda r: tuple(r[k] for k in key))
+        assert a == b and b, name

@@ -138,3 +138,51 @@ def test_main_content_is_skipped_on_pages_with_many_tags(settings):
     page, seconds = _timed_page(body, cfg, counts)
     assert counts[R.PAGE_TOO_COMPLEX] == 1 and page["too_complex"]
     assert [r["in_main_content"] for r in page["refs"]] == [None, None]
+
+
+# ----------------------------------------------------------------------------- fuzzing finds (issue 15)
+def _many_attributes(n: int) -> bytes:
+    """The fuzz harness's find (page:1:7 of benchmarks/fuzz_mining.py), reduced: garbage after a stray
+    quote in an <img srcset> is read as thousands of attributes of one element."""
+    return ('<html><body><p>Some text.</p><img srcset="a.jpg 1w"' + "".join(f" x{i}" for i in range(n))
+            + '><img src="/b.jpg" width="200" height="100"></body></html>').encode()
+
+
+def test_an_element_with_many_attributes_skips_main_content(settings):
+    """libxml2 (under trafilatura) is quadratic in one element's attributes: 16,500 took 4-8 s. Past
+    1,000 main content is not looked for (counted too_complex); the references are still found."""
+    import time
+    counts: Counter = Counter()
+    t0 = time.process_time()
+    page = page_from_record(_record("http://hostile.example.org/p.html", _many_attributes(20_000)),
+                            settings.stages.mine, counts)
+    assert time.process_time() - t0 < 1.5
+    assert counts[R.PAGE_TOO_COMPLEX] == 1 and page["too_complex"]
+    assert [r["url"] for r in page["refs"]] == ["http://hostile.example.org/a.jpg", "http://hostile.example.org/b.jpg"]
+    assert {r["in_main_content"] for r in page["refs"]} == {None}
+
+
+def test_long_quoted_attributes_keep_main_content(settings):
+    from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, most_attributes
+    props = "word " * 50_000  # one long value (inline JSON, a long alt): one attribute
+    html = f'<html><body><article><p>Text.</p><div data-props="{props}" class="x">y</div><img src="/a.jpg"></article>'
+    assert most_attributes(html) == 0 or most_attributes(html) <= 3
+    assert most_attributes(_many_attributes(5_000).decode()) > MAIN_CONTENT_MAX_ATTRIBUTES
+    assert most_attributes(_many_attributes(500).decode()) <= MAIN_CONTENT_MAX_ATTRIBUTES
+    assert most_attributes("<div " + "a " * 5_000) > MAIN_CONTENT_MAX_ATTRIBUTES  # an unfinished tag
+    counts: Counter = Counter()
+    page = page_from_record(_record("http://hostile.example.org/p.html", html.encode()), settings.stages.mine, counts)
+    assert not page["too_complex"] and page["refs"][0]["in_main_content"] is not None
+
+
+def test_a_page_whose_main_content_detection_raises_keeps_its_references(settings):
+    """A fuzzing find (page:1:1172 of benchmarks/fuzz_mining.py, reduced by delta debugging): lxml, under
+    trafilatura, raises XMLSyntaxError on a tag named `s\\x7f`; the page was dropped as a parse error with
+    all its references. Now it is kept, in_main_content unknown, and the failure counted."""
+    from semantica.mining.extract import MAIN_CONTENT_ERROR
+    body = '<a><a><article><div>f<s\x7f>e<img src="/a.jpg"><img src="/b.jpg">'.encode()
+    counts: Counter = Counter()
+    page = page_from_record(_record("http://hostile.example.org/p.html", body), settings.stages.mine, counts)
+    assert page is not None and counts == {MAIN_CONTENT_ERROR: 1}
+    assert [r["url"] for r in page["refs"]] == ["http://hostile.example.org/a.jpg", "http://hostile.example.org/b.jpg"]
+    assert {r["in_main_content"] for r in page["refs"]} == {None}
