@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from semantica.config import load_settings  # noqa: E402
 from semantica.encoders import load_encoder  # noqa: E402
 from semantica.training.data import MARGIN, _decode, augment, load_examples  # noqa: E402
-from semantica.training.step import build_model, make_state, new_loss, step_generator, train_step  # noqa: E402
+from semantica.training.step import apply_update, build_model, make_state, new_loss, step_generator, train_step  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,12 +67,7 @@ def split(state, encoder, loss_fn, cfg, model_cfg, data, steps: int) -> dict:
         t3 = time.perf_counter()
         loss.backward()
         t4 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        state.optimizer.step()
-        state.lr_schedule.step()
-        state.optimizer.zero_grad(set_to_none=True)
-        state.ema.step(model.parameters())
-        state.step += 1
+        apply_update(state, cfg)
         t5 = time.perf_counter()
         for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             parts[key] += dt

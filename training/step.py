@@ -92,6 +92,16 @@ def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 101 + rank)
 
 
+def apply_update(state: TrainState, cfg: TrainConfig) -> None:
+    """After backward: clip, AdamW and warm-up step, EMA, and the step count."""
+    torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+    state.optimizer.step()
+    state.lr_schedule.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.ema.step(state.model.parameters())
+    state.step += 1
+
+
 def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, target: torch.Tensor,
                cfg: TrainConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     model = state.model
@@ -104,12 +114,7 @@ def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, t
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         loss = loss_fn(model, target, {"tokens": tokens, "drop": drop}, generator)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-    state.optimizer.step()
-    state.lr_schedule.step()
-    state.optimizer.zero_grad(set_to_none=True)
-    state.ema.step(model.parameters())
-    state.step += 1
+    apply_update(state, cfg)
     return loss.detach()  # a tensor: reading it would make the host wait for the GPU every step
 
 
