@@ -20,8 +20,9 @@ the pipeline calls it, so that an exception is visible (not counted `internal_er
 Each input runs in a pool of worker processes; a worker that spends more than --timeout (5 s) of
 CPU on one input, or 6 times that of wall-clock, is killed and the input counted a hang (CPU
 time, because on a shared machine wall-clock counts the neighbours' load too). An exception escaping the target is a crash, grouped
-by (target, exception class, innermost frame). Peak memory: each worker's VmHWM, and
-getrusage(RUSAGE_CHILDREN).ru_maxrss at the end. The pure-Python mutator is used rather than
+by (target, exception class, innermost frame). Peak memory: each worker's VmHWM (workers are
+spawned, so a big parent, such as a pytest process that has loaded torch, does not count; nor do
+the parent's other children, which getrusage(RUSAGE_CHILDREN) would include). The pure-Python mutator is used rather than
 atheris: the targets are mostly C (Lexbor, Pillow, FastWARC) without coverage
 instrumentation, so coverage guidance would see little.
 
@@ -345,15 +346,15 @@ def run_target(target: str, data, cfg, tmpdir: str, i: int) -> Counter:
     return counts
 
 
-def _vm_hwm_kb() -> int:
+def _vm_hwm_kb(pid: int | str = "self") -> int:
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1])
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if pid == "self" else 0
 
 
 def crash_key(target: str, e: BaseException) -> str:
@@ -401,7 +402,7 @@ class Pool:
     """Worker processes fed one input at a time; a worker past the time limit is killed and replaced."""
 
     def __init__(self, n: int, seed: int, mem_limit_mb: int):
-        self.ctx = mp.get_context("fork")
+        self.ctx = mp.get_context("spawn")  # a clean interpreter, like an SDK worker
         self.seed, self.mem = seed, mem_limit_mb
         self.slots = [self._start() for _ in range(n)]
         for s in self.slots:
@@ -503,6 +504,7 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
                         f"{_cpu_s(s['proc'].pid) - s['cpu0']:.1f} s CPU)", flush=True)
                 by_target[target] += 1
                 done += 1
+                peak_kb = max(peak_kb, _vm_hwm_kb(s["proc"].pid))
                 s["proc"].kill()
                 s["proc"].join()
                 s["conn"].close()
@@ -516,12 +518,11 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
                 f"crashes {sum(c['count'] for c in crashes.values())}, hangs {len(hangs)}", flush=True)
     pool.close()
     elapsed = time.perf_counter() - t_ready
-    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "inputs": done, "inputs_asked": n, "seed": seed, "workers": workers, "timeout_cpu_s": timeout, "timeout_wall_s": wall_timeout,
         "by_target": dict(by_target), "crashes": crashes,
         "crash_count": sum(c["count"] for c in crashes.values()), "hangs": hangs,
-        "peak_rss_mb": round(max(peak_kb, children_kb) / 1024, 1),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
         "seconds": round(elapsed, 1), "startup_s": round(t_ready - t_start, 1),
         "inputs_per_s": round(done / elapsed, 2) if elapsed else None,
         "slowest": {"seconds": round(slowest[0], 2), "input": slowest[1]},

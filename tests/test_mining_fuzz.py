@@ -29,3 +29,12 @@ def test_seeded_fuzz_run_finds_no_crash_hang_or_memory_blowup():
     assert summary["hangs"] == []
     assert summary["peak_rss_mb"] < 1024
     assert set(summary["by_target"]) == set(fuzz_mining.TARGETS)
+
+
+def test_peak_rss_counts_the_workers_not_a_big_parent():
+    # CI runs the whole suite in one pytest process that has loaded torch and run training
+    # subprocesses; neither its memory nor its other children's may count as a fuzz worker's.
+    ballast = b"\x01" * (1200 << 20)  # 1.2 GB resident in this process
+    summary = fuzz_mining.run(20, seed=1, workers=2, timeout=5.0, log=None)
+    assert len(ballast) and summary["inputs"] == 20
+    assert 0 < summary["peak_rss_mb"] < 1024
