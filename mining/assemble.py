@@ -7,6 +7,8 @@ from semantica.mining import reasons as R
 from semantica.mining.dedup import page_dedup
 from semantica.mining.pairs import make_pairs, pair_id
 
+IMAGE_FROM = {"warc": "crawl", "download": "network"}  # where a reference's bytes came from (refs/ image_from)
+
 
 def assemble_page(page: dict, results: dict, frequent: set, cfg: MineConfig) -> tuple[list, list, dict]:
     """(ref rows, pair rows, page row).
@@ -18,12 +20,13 @@ def assemble_page(page: dict, results: dict, frequent: set, cfg: MineConfig) -> 
     trace = dict(warc_file=page["warc_file"], warc_offset=page["warc_offset"])
     rows = []
     for ref in page["refs"]:
-        row = dict(ref, page_url=page["page_url"], detail=None, image_id=None, **trace)
+        row = dict(ref, page_url=page["page_url"], detail=None, image_id=None, image_url=None, image_from=None, **trace)
         res = results.get(ref["position"])
         if ref["status"] == R.KEPT:
             if res is None:  # cannot happen unless the pipeline loses an element: say so loudly
                 raise RuntimeError(f"{page['page_url']}: no fetch result for position {ref['position']}")
-            row.update(status=res["status"], detail=res["detail"] or None, image_id=res["image_id"])
+            row.update(status=res["status"], detail=res["detail"] or None, image_id=res["image_id"],
+                       image_url=res["url"], image_from=IMAGE_FROM.get(res["source"]))
             if res["status"] == R.KEPT and res["image_id"] in frequent:
                 row["status"] = R.DUP_FREQUENT
         rows.append(row)
@@ -38,7 +41,8 @@ def assemble_page(page: dict, results: dict, frequent: set, cfg: MineConfig) -> 
         for i in kept:
             rows[i]["status"] = R.PAGE_TOO_FEW
         kept = []
-    images = [dict(image_id=rows[i]["image_id"], phash=results[rows[i]["position"]]["phash"], url=rows[i]["url"])
+    images = [dict(image_id=rows[i]["image_id"], phash=results[rows[i]["position"]]["phash"],
+                   url=rows[i]["image_url"] or rows[i]["url"])
               for i in kept]
     pairs = []
     for c, t, d in make_pairs(images, page["page_url"], cfg.pairs, cfg.seed):

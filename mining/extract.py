@@ -14,7 +14,8 @@ from semantica.config import MineConfig
 from semantica.mining import reasons as R
 from semantica.mining.failures import failure_row, internal_error
 from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
-from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls
+from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls, resolve
+from semantica.mining.urls import canonical_url
 from semantica.mining.prefilter import prefilter_page
 from semantica.mining.warc_io import Record, iter_records
 
@@ -89,7 +90,8 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     for ref, status in zip(refs, statuses):
         out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
                              height=ref.declared_height, position=ref.position, source=ref.source,
-                             in_main_content=(ref.url in main) if use_main else None, status=status))
+                             in_main_content=(ref.url in main) if use_main else None, status=status,
+                             candidates=ref.candidates))
     return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),
@@ -97,12 +99,27 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
 
 
 def record_items(rec: Record, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
-    """What one record gives: ('page', page dict), ('image', (url, image record dict)) or nothing."""
+    """What one record gives: ('page', page dict), ('image', (canonical url, image record dict)),
+    ('alias', (canonical url, how to find its bytes)) for a revisit or a redirect, or nothing."""
     counts["records"] += 1
     if not rec.uri:
         counts["records:no_uri"] += 1
         return
     status = rec.http_status or 0
+    if rec.rec_type == "revisit":
+        # the payload is that of an earlier capture: by its URI (and date), else by its digest
+        counts["records:revisit"] += 1
+        target = canonical_url(rec.refers_to) if rec.refers_to else None
+        yield "alias", (canonical_url(rec.uri), dict(to=target, digest=rec.digest, date=rec.refers_to_date,
+                                                     kind="revisit"))
+        return
+    if 300 <= status < 400 and (location := rec.header("Location")):
+        # a redirect the crawler followed: the image a page names may be captured under its target
+        target = resolve(rec.uri, location)
+        if target and target[:5] != "data:":
+            counts["records:redirect"] += 1
+            yield "alias", (canonical_url(rec.uri), dict(to=canonical_url(target), digest=None, date=None,
+                                                         kind="redirect"))
     if is_html(rec.header("Content-Type"), rec.body):
         if not 200 <= status < 300:
             counts[R.PAGE_HTTP_STATUS] += 1
@@ -113,8 +130,9 @@ def record_items(rec: Record, cfg: MineConfig, counts: Counter) -> Iterator[tupl
             yield "page", page
     elif 200 <= status < 300 and looks_like_image(rec):
         counts["records:image"] += 1
-        yield "image", (rec.uri, dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
-                                      warc_file=rec.warc_file, warc_offset=rec.offset))
+        yield "image", (canonical_url(rec.uri), dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
+                                                     warc_file=rec.warc_file, warc_offset=rec.offset, url=rec.uri,
+                                                     digest=rec.digest))
     else:
         counts["records:other"] += 1
 

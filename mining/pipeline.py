@@ -31,10 +31,12 @@ from semantica.mining.dedup import band_keys, capped_union, near_pairs
 from semantica.mining.failures import INTERNAL_ERROR, failure_row, internal_error
 from semantica.mining.fetch import fetch_many
 from semantica.mining.resolve import from_download, from_warc
+from semantica.mining.urls import canonical_url
 
 log = logging.getLogger(__name__)
 # stage names of internal errors (`<stage>:internal_error`); records are "read" (extract.READ_STAGE)
 IMAGE_STAGE, FETCH_STAGE, DEDUP_STAGE = "image", "fetch", "dedup"
+READ_OUTPUTS = {"image": "images", "alias": "aliases", "failure": "failures"}
 
 
 def _page_at(page: dict) -> dict:
@@ -54,7 +56,7 @@ class ReadWarcs(beam.DoFn):
         counts: Counter = Counter()
         try:
             for kind, item in process_warc(location, self.cfg, counts):
-                yield item if kind == "page" else TaggedOutput("images" if kind == "image" else "failures", item)
+                yield item if kind == "page" else TaggedOutput(READ_OUTPUTS[kind], item)
         except Exception as e:  # noqa: BLE001 (outside any record: the rest of this file is lost, the job goes on)
             yield from failure_outputs(failure_row(READ_STAGE, e, warc_file=location))
         for k, v in counts.items():
@@ -72,10 +74,13 @@ def first_capture(kv):
 
 
 def candidates(page: dict):
+    """(canonical candidate URL, (candidate index, URL, ref)) for every candidate of every kept reference."""
     for ref in page["refs"]:
         if ref["status"] == R.KEPT:
-            yield ref["url"], dict(page_url=page["page_url"], position=ref["position"], domain=page["domain"],
-                                   warc_file=page["warc_file"], warc_offset=page["warc_offset"])
+            info = dict(page_url=page["page_url"], position=ref["position"], domain=page["domain"],
+                        warc_file=page["warc_file"], warc_offset=page["warc_offset"], url=ref["url"])
+            for i, url in enumerate(ref.get("candidates") or [ref["url"]]):
+                yield canonical_url(url), (i, url, info)
 
 
 def failed_refs(refs: list, status: str):
@@ -86,28 +91,144 @@ def failed_refs(refs: list, status: str):
                    page_url=ref["page_url"], position=ref["position"], domain=ref["domain"])
 
 
-def join_bytes(kv, cfg: MineConfig):
-    """url → (refs, image records): decode the in-WARC bytes, or send the URL to download."""
+# ----------------------------------------------------------------------------- revisits and redirects
+MAX_ALIAS_HOPS = 5
+
+
+def digest_key(kv):
+    """An image record → (payload digest, its URL), for revisits that name only the digest."""
+    url, rec = kv
+    if rec.get("digest"):
+        yield rec["digest"], url
+
+
+def split_aliases(kv):
+    """A revisit or redirect → (from, to) where its target is named; a revisit that names only a
+    payload digest → ('by_digest', (digest, from)). A revisit of its own URL needs nothing: the
+    original is joined under the same URL."""
+    url, alias = kv
+    if alias["to"] and alias["to"] != url:
+        yield url, alias["to"]
+    elif alias["to"] is None and alias["digest"]:
+        yield TaggedOutput("by_digest", (alias["digest"], url))
+
+
+def digest_aliases(kv):
+    _, grouped = kv
+    originals = sorted(set(grouped["original"]))
+    if originals:
+        for url in set(grouped["revisit"]):
+            if url not in originals:
+                yield url, originals[0]
+
+
+class AliasMap(beam.CombineFn):
+    """Every (from, to) of the job → {to: sorted froms}, following chains (a redirect to a
+    redirect, a redirect to a revisit) up to MAX_ALIAS_HOPS."""
+
+    def create_accumulator(self):
+        return set()
+
+    def add_input(self, acc, pair):
+        acc.add(tuple(pair))
+        return acc
+
+    def merge_accumulators(self, accs):
+        return set().union(*accs)
+
+    def extract_output(self, acc):
+        to: dict = {}
+        for a, b in acc:
+            to.setdefault(a, set()).add(b)
+        inverse: dict = {}
+        for start in to:
+            seen, frontier = set(), {start}
+            for _ in range(MAX_ALIAS_HOPS):
+                frontier = {b for a in frontier for b in to.get(a, ())} - seen - {start}
+                seen |= frontier
+            for b in seen:
+                inverse.setdefault(b, []).append(start)
+        return {b: sorted(froms) for b, froms in inverse.items()}
+
+
+def with_aliases(kv, alias_map: dict):
+    """An image record under its own URL, and under every URL that revisits or redirects to it."""
+    url, rec = kv
+    yield url, rec
+    for other in alias_map.get(url, ()):
+        yield other, dict(rec, alias_of=url)
+
+
+# ----------------------------------------------------------------------------- the join with the crawl
+def join_captures(kv, cfg: MineConfig):
+    """canonical URL → (candidates naming it, captures of it): decode a capture once, and give every
+    reference that names it the result; a URL the crawl did not capture gives each its absence."""
     url, grouped = kv
-    refs, records = list(grouped["refs"]), list(grouped["warc"])
-    if not refs:
-        yield count("records:image_unreferenced", len(records))
+    cands, records = list(grouped["cands"]), list(grouped["warc"])
+    if not cands:
+        yield count("records:image_unreferenced", sum(1 for r in records if "alias_of" not in r))
         return
     if records:
-        yield from emit_result(url, refs, *from_warc(url, records, cfg))
+        result, body = from_warc(url, records, cfg)
+        yield count("urls:warc")
+        if result["status"] != R.KEPT:
+            yield count(f"urls:{result['status']}")
+        for i, _, info in cands:
+            yield (info["page_url"], info["position"]), ("crawl", i, result, info)
+        if body is not None:
+            yield TaggedOutput("bytes", (result["image_id"], (result["url"], body, result)))
     else:
-        yield TaggedOutput("download", (url, refs))
+        for i, cand_url, info in cands:
+            yield (info["page_url"], info["position"]), ("none", i, None, info)
 
 
-def _join_at(kv) -> dict:
+def _captures_at(kv) -> dict:
     url, grouped = kv
-    recs = list(grouped["warc"]) or list(grouped["refs"])
+    recs = list(grouped["warc"]) or [c[2] for c in grouped["cands"]]
     first = min(recs, key=lambda r: (r["warc_file"], r["warc_offset"])) if recs else {}
-    return dict(warc_file=first.get("warc_file"), warc_offset=first.get("warc_offset"), url=url)
+    return dict(warc_file=first.get("warc_file"), warc_offset=first.get("warc_offset"), url=kv[0])
 
 
-def _join_failed(kv, stage):
-    return failed_refs(list(kv[1]["refs"]), internal_error(stage))
+def _captures_failed(kv, stage):
+    for i, _, info in kv[1]["cands"]:
+        yield (info["page_url"], info["position"]), ("crawl", i, next(failed_refs([info], internal_error(stage))), info)
+
+
+def choose_capture(kv, cfg: MineConfig):
+    """One reference's outcomes over its candidates → its result: the largest captured candidate
+    that decodes (by pixels; among equals the first), else the first captured one's failure; with
+    none captured, a download of its URL (the largest candidate), or `fetch:not_captured` when
+    downloads are off. A captured reference is never downloaded."""
+    _, outcomes = kv
+    outcomes = sorted(outcomes, key=lambda o: o[1])
+    info = outcomes[0][3]
+    where = dict(page_url=info["page_url"], position=info["position"], domain=info["domain"])
+    captured = [(i, res) for kind, i, res, _ in outcomes if kind == "crawl"]
+    if captured:
+        decoded = [(i, res) for i, res in captured if res["status"] == R.KEPT]
+        _, res = max(decoded, key=lambda c: (c[1]["width"] * c[1]["height"], -c[0])) if decoded else captured[0]
+        yield dict(res, **where)
+    elif cfg.download.enabled:
+        yield TaggedOutput("download", (info["url"], info))
+    else:
+        yield count(f"urls:{R.FETCH_NOT_CAPTURED}")
+        yield dict(url=info["url"], status=R.FETCH_NOT_CAPTURED, detail="not in the crawl; downloads are off",
+                   source=None, image_id=None, phash=None, width=None, height=None, format=None, num_bytes=None,
+                   warc_file=None, warc_offset=None, **where)
+
+
+def _choice_at(kv) -> dict:
+    info = next(iter(kv[1]))[3]
+    return dict(warc_file=info["warc_file"], warc_offset=info["warc_offset"], url=info["url"])
+
+
+def _choice_failed(kv, stage):
+    return failed_refs([next(iter(kv[1]))[3]], internal_error(stage))
+
+
+def group_downloads(kv):
+    url, infos = kv
+    yield url, list(infos)
 
 
 class FetchBatch(beam.DoFn):
@@ -121,7 +242,8 @@ class FetchBatch(beam.DoFn):
                              return_exceptions=True)
         for (url, refs), f in zip(batch, fetched):
             yield from contained(FETCH_STAGE, lambda: self._one(url, refs, f), element=(url, refs),
-                                 where=lambda: _join_at((url, {"refs": refs, "warc": []})),
+                                 where=lambda: dict(warc_file=refs[0]["warc_file"], warc_offset=refs[0]["warc_offset"],
+                                                    url=url),
                                  fallback=lambda: failed_refs(refs, internal_error(FETCH_STAGE)))
 
     def _one(self, url, refs, f):
@@ -233,20 +355,31 @@ class MinePairs(beam.PTransform):
 
         page_at = lambda kv: _page_at(min(kv[1], key=lambda p: (p["warc_file"], p["warc_offset"])))  # noqa: E731
         read = steps(locations | "SpreadFiles" >> beam.Reshuffle()
-                     | "ReadWarcs" >> beam.ParDo(ReadWarcs(cfg)).with_outputs("images", "stats", "failures",
+                     | "ReadWarcs" >> beam.ParDo(ReadWarcs(cfg)).with_outputs("images", "aliases", "stats", "failures",
                                                                               main="pages"))
         pages = steps(read.pages | "PageByUrl" >> beam.Map(lambda p: (p["page_url"], p))
                       | "GroupCaptures" >> beam.GroupByKey()
                       | "FirstCapture" >> _step("capture", first_capture, main="pages", where=page_at))
         cands = steps(pages.pages | "Candidates" >> _step("capture", candidates, where=_page_at))
-        joined = steps({"refs": cands.out, "warc": read.images} | "JoinByUrl" >> beam.CoGroupByKey()
-                       | "JoinBytes" >> _step(IMAGE_STAGE, join_bytes, cfg, outputs=("download", "bytes"),
-                                              main="results", where=_join_at, fallback=_join_failed))
-        fetched = steps(joined.download
+        # revisits and redirects: the URL a page names may hold its bytes under another URL
+        links = read.aliases | "SplitAliases" >> beam.FlatMap(split_aliases).with_outputs("by_digest", main="named")
+        by_digest = ({"original": read.images | "Digests" >> beam.FlatMap(digest_key), "revisit": links.by_digest}
+                     | "JoinDigests" >> beam.CoGroupByKey() | "DigestAliases" >> beam.FlatMap(digest_aliases))
+        alias_map = ((links.named, by_digest) | "AllAliases" >> beam.Flatten()
+                     | "AliasMap" >> beam.CombineGlobally(AliasMap()))
+        captures = read.images | "WithAliases" >> beam.FlatMap(with_aliases, beam.pvalue.AsSingleton(alias_map))
+        joined = steps({"cands": cands.out, "warc": captures} | "JoinByUrl" >> beam.CoGroupByKey()
+                       | "JoinCaptures" >> _step(IMAGE_STAGE, join_captures, cfg, outputs=("bytes",), main="outcomes",
+                                                 where=_captures_at, fallback=_captures_failed))
+        chosen = steps(joined.outcomes | "ByReference" >> beam.GroupByKey()
+                       | "ChooseCapture" >> _step(IMAGE_STAGE, choose_capture, cfg, outputs=("download",),
+                                                  main="results", where=_choice_at, fallback=_choice_failed))
+        downloads = chosen.download | "DownloadsByUrl" >> beam.GroupByKey() | "GroupDownloads" >> beam.FlatMap(group_downloads)
+        fetched = steps(downloads
                         | "BatchUrls" >> beam.BatchElements(min_batch_size=1, max_batch_size=64)
                         | "Fetch" >> beam.ParDo(FetchBatch(cfg, self.allow_private)).with_outputs(
                             "bytes", "stats", "failures", main="results"))
-        results = (joined.results, fetched.results) | "AllResults" >> beam.Flatten()
+        results = (chosen.results, fetched.results) | "AllResults" >> beam.Flatten()
         ok = results | "Decoded" >> beam.Filter(lambda r: r["status"] == R.KEPT)
 
         # crawl-wide: near-duplicate neighbourhoods (LSH) and how widely each is spread

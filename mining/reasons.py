@@ -36,6 +36,7 @@ FETCH_TOO_LARGE = "fetch:too_large"
 FETCH_NOAI = "fetch:robots_noai"
 FETCH_NOT_IMAGE = "fetch:not_image"          # HTML or text where an image was expected
 FETCH_REDIRECTS = "fetch:too_many_redirects"
+FETCH_NOT_CAPTURED = "fetch:not_captured"    # archive mode (download.enabled false): no candidate is in the crawl
 # decoding
 DEC_CORRUPT = "decode:corrupt"
 DEC_BOMB = "decode:too_many_pixels"          # a decompression bomb, refused before decoding

@@ -26,8 +26,10 @@ def decode_result(url: str, body: bytes, source: str, cfg: MineConfig, **where) 
 
 
 def from_warc(url: str, records: list[dict], cfg: MineConfig) -> tuple[dict, Optional[bytes]]:
-    """The first capture (by file, then offset) of the URL, so reruns pick the same one."""
-    rec = min(records, key=lambda r: (r["warc_file"], r["warc_offset"]))
+    """The first capture (by file, then offset) of the URL, so reruns pick the same one; a capture
+    under the URL itself before one reached through a revisit or redirect (`alias_of`)."""
+    rec = min(records, key=lambda r: ("alias_of" in r, r["warc_file"], r["warc_offset"]))
+    url = rec.get("url") or url  # the URL as the crawler wrote it (the key is its canonical form)
     where = dict(warc_file=rec["warc_file"], warc_offset=rec["warc_offset"])
     if cfg.download.honour_noai and robots_forbid(rec["headers"]):
         return _result(url, R.FETCH_NOAI, "warc", "X-Robots-Tag in the capture", **where), None

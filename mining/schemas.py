@@ -13,6 +13,9 @@ REFS = pa.schema([
     ("width", pa.int32()), ("height", pa.int32()), ("position", pa.int32()), ("source", pa.string()),
     ("in_main_content", pa.bool_()), ("status", pa.string()), ("detail", pa.string()),
     ("image_id", pa.string()), ("warc_file", pa.string()), ("warc_offset", pa.int64()),
+    # every candidate URL of the element (url first), the one whose bytes were used, and where they
+    # came from: crawl (a capture in the WARC files) | network (downloaded) | null (none)
+    ("candidates", pa.list_(pa.string())), ("image_url", pa.string()), ("image_from", pa.string()),
 ])
 IMAGES = pa.schema([
     ("image_id", pa.string()), ("url", pa.string()), ("phash", pa.int64()), ("width", pa.int32()),

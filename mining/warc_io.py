@@ -20,6 +20,7 @@ import logging
 import shutil
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
@@ -40,8 +41,11 @@ class Record:
     date: str
     http_status: Optional[int]
     headers: list            # [(name, value)] of the HTTP response
-    body: bytes              # up to the reader's limit
+    body: bytes              # up to the reader's limit, transfer- and content-decoded
     truncated: bool          # the body was longer than the limit
+    digest: Optional[str] = None          # WARC-Payload-Digest
+    refers_to: Optional[str] = None       # a revisit's WARC-Refers-To-Target-URI
+    refers_to_date: Optional[str] = None  # ... and WARC-Refers-To-Date
 
     def header(self, name: str) -> Optional[str]:
         name = name.lower()
@@ -144,6 +148,10 @@ def open_stream(location: str) -> BinaryIO:
 
 # ----------------------------------------------------------------------------- records
 HTTP_TYPES = ("response", "resource", "revisit")
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_DICT_MAGIC = b"\x5d\x2a\x4d\x18"  # the skippable frame a zstd WARC's dictionary travels in
+SNIFF_BYTES = 1 << 16
 
 
 def _strip_uri(uri: str) -> str:
@@ -165,40 +173,115 @@ def _read_capped(stream, limit: int) -> tuple[bytes, bool]:
     return data[:limit], len(data) > limit
 
 
+def _dechunk(raw: bytes) -> Optional[bytes]:
+    """The body of a chunked transfer-encoding; None where it is not validly chunked."""
+    out, i, n = [], 0, len(raw)
+    while i < n:
+        eol = raw.find(b"\r\n", i, i + 1024)
+        if eol < 0:
+            return None if not out else b"".join(out)  # cut after a chunk: keep what arrived
+        try:
+            size = int(raw[i:eol].split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            return None
+        if size == 0:
+            return b"".join(out)
+        out.append(raw[eol + 2:eol + 2 + size])
+        i = eol + 2 + size + 2
+    return b"".join(out)
+
+
+def _inflate(raw: bytes, wbits: int, limit: int) -> bytes:
+    """zlib / gzip (every member of a multi-member gzip), output capped at limit + 1."""
+    out, size = [], 0
+    while raw and size <= limit:
+        d = zlib.decompressobj(wbits)
+        chunk = d.decompress(raw, limit + 1 - size)
+        out.append(chunk)
+        size += len(chunk)
+        if not d.eof:
+            break
+        raw = d.unused_data.lstrip(b"\x00")
+    return b"".join(out)
+
+
+def _unbrotli(raw: bytes, limit: int) -> bytes:
+    # Google's brotli (1.1+): output_buffer_limit bounds a bomb (warcio 1.8 needs brotlipy instead)
+    import brotli
+    d = brotli.Decompressor()
+    out = d.process(raw, output_buffer_limit=limit + 1)
+    if not out and raw and not d.is_finished() and d.can_accept_more_data():
+        raise ValueError("truncated brotli stream")
+    return out
+
+
+def _unzstd(raw: bytes, limit: int) -> bytes:
+    import zstandard
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw), read_across_frames=True) as r:
+        return _read_capped(r, limit + 1)[0]
+
+
+CONTENT_DECODERS = {
+    "gzip": lambda raw, limit: _inflate(raw, 47, limit), "x-gzip": lambda raw, limit: _inflate(raw, 47, limit),
+    # `deflate` should be zlib-wrapped; some servers send raw deflate
+    "deflate": lambda raw, limit: _inflate(raw, 15 if raw[:1] in (b"\x78", b"\x08", b"\x58") else -15, limit),
+    "br": _unbrotli, "zstd": _unzstd,
+}
+
+
 def decode_http_body(raw: bytes, headers: list, limit: int) -> tuple[bytes, bool]:
-    """Undo chunked transfer-encoding and gzip / deflate / br content-encoding, as warcio does
-    (with warcio's own readers); decompressed output is capped (a gzip bomb stops at `limit`).
-    Where decoding fails, the raw bytes are kept."""
-    from warcio.bufferedreaders import ChunkedDataReader, DecompressingBufferedReader
-    h = {k.lower(): v.lower() for k, v in headers}
-    chunked = "chunked" in h.get("transfer-encoding", "")
-    decomp = h.get("content-encoding", "").strip() or None
-    if decomp not in ("gzip", "x-gzip", "deflate", "br"):
-        decomp = None
-    if decomp == "x-gzip":
-        decomp = "gzip"
-    if not chunked and decomp is None:
-        return raw, False
-    try:
-        reader = (ChunkedDataReader(io.BytesIO(raw), decomp_type=decomp) if chunked
-                  else DecompressingBufferedReader(io.BytesIO(raw), decomp_type=decomp))
-        body, truncated = _read_capped(reader, limit)
-    except Exception:  # noqa: BLE001 (a lying header: keep what was stored)
-        return raw, False
-    return (body, truncated) if body or not raw else (raw, False)
+    """The payload as the server meant it: chunked transfer-encoding undone, then every
+    Content-Encoding (gzip, deflate, br, zstd; several in the order applied), output capped
+    (a bomb stops at `limit`). Where a step fails, the bytes as stored are kept: tools such as
+    Browsertrix store the body already decoded and rename the header
+    (`x-orig-content-encoding`), others keep the header on a decoded body."""
+    transfer, encodings = "", []
+    for k, v in headers:
+        k = k.lower()
+        if k == "transfer-encoding":
+            transfer += v.lower()
+        elif k == "content-encoding":
+            encodings += [e.strip().lower() for e in v.split(",") if e.strip()]
+    body, truncated = raw, False
+    if "chunked" in transfer:
+        dechunked = _dechunk(body)
+        if dechunked is not None:
+            body = dechunked
+    for enc in reversed([e for e in encodings if e != "identity"]):
+        decode = CONTENT_DECODERS.get(enc)
+        if decode is None or not body:
+            break
+        try:
+            out = decode(body, limit)
+        except Exception:  # noqa: BLE001 (a lying header, or stored decoded: keep what was stored)
+            break
+        if not out:
+            break
+        body, truncated = out[:limit], truncated or len(out) > limit
+    return body, truncated
+
+
+def _record(name, offset, rtype, rec_headers_get, status, headers, raw, limit, stored_truncated) -> Record:
+    # a resource record stores the bytes themselves: no HTTP encoding to undo
+    body, more = decode_http_body(raw, headers, limit) if headers and rtype != "resource" else (raw, False)
+    return Record(name, offset, rtype, _strip_uri(rec_headers_get("WARC-Target-URI") or ""),
+                  rec_headers_get("WARC-Date") or "", status, headers, body, stored_truncated or more,
+                  digest=rec_headers_get("WARC-Payload-Digest"),
+                  refers_to=_strip_uri(rec_headers_get("WARC-Refers-To-Target-URI") or "") or None,
+                  refers_to_date=rec_headers_get("WARC-Refers-To-Date"))
 
 
 def iter_records_warcio(stream: BinaryIO, name: str, limit: int) -> Iterator[Record]:
-    """The reference reader; also reads ARC. Yields response / resource records."""
+    """The reference reader; also reads ARC. Yields response / resource / revisit records."""
     from warcio.archiveiterator import ArchiveIterator
     it = ArchiveIterator(stream, arc2warc=True)
     for rec in it:
-        if rec.rec_type not in ("response", "resource"):
+        if rec.rec_type not in HTTP_TYPES:
             continue
         http = rec.http_headers
         status = None
         headers: list = []
-        if http is not None and rec.rec_type == "response":
+        if http is not None and rec.rec_type != "resource":
             try:
                 status = int(http.get_statuscode())
             except (TypeError, ValueError):
@@ -208,19 +291,21 @@ def iter_records_warcio(stream: BinaryIO, name: str, limit: int) -> Iterator[Rec
             ct = rec.rec_headers.get_header("Content-Type")
             headers = [("Content-Type", ct)] if ct else []
             status = 200
-        body, truncated = _read_capped(rec.content_stream(), limit)
+        # the payload as stored: warcio's own br path fails with Google's brotli (warcio issue 73)
+        raw, truncated = _read_capped(rec.raw_stream, limit)
         offset = it.get_record_offset()  # only after the body is read: asking earlier empties it
-        yield Record(name, offset, rec.rec_type, _strip_uri(rec.rec_headers.get_header("WARC-Target-URI")),
-                     rec.rec_headers.get_header("WARC-Date") or "", status, headers, body, truncated)
+        yield _record(name, offset, rec.rec_type, rec.rec_headers.get_header, status, headers, raw, limit, truncated)
 
 
 def iter_records_fastwarc(stream: BinaryIO, name: str, limit: int) -> Iterator[Record]:
-    """FastWARC: the same records as warcio, ~3× faster on .warc.gz."""
+    """FastWARC: the same records as warcio, ~3x faster on .warc.gz."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
-    for rec in ArchiveIterator(stream, record_types=WarcRecordType.response | WarcRecordType.resource,
-                               parse_http=True):
+    for rec in ArchiveIterator(stream, record_types=WarcRecordType.response | WarcRecordType.resource
+                               | WarcRecordType.revisit, parse_http=True):
+        rtype = ("response" if rec.record_type == WarcRecordType.response
+                 else "resource" if rec.record_type == WarcRecordType.resource else "revisit")
         status, headers = None, []
-        if rec.record_type == WarcRecordType.response:
+        if rtype != "resource":
             if rec.http_headers is not None:
                 status = rec.http_headers.status_code
                 headers = list(rec.http_headers.items())
@@ -228,41 +313,101 @@ def iter_records_fastwarc(stream: BinaryIO, name: str, limit: int) -> Iterator[R
             ct = rec.headers.get("Content-Type")
             headers = [("Content-Type", ct)] if ct else []
             status = 200
-        body, truncated = _read_capped(rec.reader, limit)
-        if headers:  # FastWARC hands over the payload as stored; decode it as warcio does
-            body, more = decode_http_body(body, headers, limit)
-            truncated = truncated or more
-        rtype = "response" if rec.record_type == WarcRecordType.response else "resource"
-        yield Record(name, rec.stream_pos, rtype, _strip_uri(rec.headers.get("WARC-Target-URI", "")),
-                     rec.headers.get("WARC-Date", ""), status, headers, body, truncated)
+        raw, truncated = _read_capped(rec.reader, limit)
+        yield _record(name, rec.stream_pos, rtype, rec.headers.get, status, headers, raw, limit, truncated)
+
+
+def sniff(head: bytes) -> tuple[str, str]:
+    """(compression, format) from a file's first bytes, whatever its name says:
+    compression gzip | zstd | none, format warc | arc | unknown."""
+    compression, inner = "none", head
+    if head[:2] == GZIP_MAGIC:
+        compression = "gzip"
+        try:
+            inner = zlib.decompressobj(31).decompress(head, 64)
+        except zlib.error:
+            inner = b""
+    elif head[:4] in (ZSTD_MAGIC, ZSTD_DICT_MAGIC):
+        compression = "zstd"
+        inner = b""
+    inner = inner.lstrip(b"\r\n")
+    if inner.startswith(b"filedesc://"):
+        return compression, "arc"
+    if inner.startswith(b"WARC/") or compression == "zstd":
+        return compression, "warc"
+    return compression, "unknown"
+
+
+def _zstd_stream(stream: BinaryIO):
+    """A zstd-compressed WARC (one frame a record), with the dictionary of its first skippable frame."""
+    import zstandard
+    dict_data = None
+    head = stream.read(8)
+    if head[:4] == ZSTD_DICT_MAGIC:
+        size = int.from_bytes(head[4:8], "little")
+        dict_data = stream.read(size)
+        if dict_data[:4] == ZSTD_MAGIC:  # the dictionary may itself be compressed
+            dict_data = zstandard.ZstdDecompressor().decompress(dict_data, max_output_size=1 << 27)
+        head = b""
+    dctx = (zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dict_data)) if dict_data
+            else zstandard.ZstdDecompressor())
+    return dctx.stream_reader(_Chained(head, stream), read_across_frames=True)
+
+
+class _Chained(io.RawIOBase):
+    """`head` (bytes already read), then the rest of `stream`."""
+
+    def __init__(self, head: bytes, stream):
+        self.head, self.stream = head, stream
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self.head:
+            n = min(len(b), len(self.head))
+            b[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.stream.read(len(b))
+        b[:len(data)] = data
+        return len(data)
 
 
 def iter_records(location: str, reader: str, limit: int, errors: list) -> Iterator[Record]:
-    """Records of one WARC file; a read failure is appended to `errors` and ends the file."""
+    """Records of one WARC or ARC file (gzip, zstd or uncompressed, told by its bytes); a read
+    failure is appended to `errors` and ends the file."""
     name = location
     try:
         stream = open_stream(location)
     except Exception as e:  # noqa: BLE001 (an unreadable input is counted, not fatal)
         errors.append(("warc:open_error", f"{location}: {type(e).__name__}: {e}"))
         return
-    if location.endswith((".arc", ".arc.gz")):
-        reader = "warcio"  # FastWARC does not read the legacy ARC format
-    iterate = iter_records_fastwarc if reader == "fastwarc" else iter_records_warcio
     try:
         with stream:
-            if reader == "fastwarc" and not _seekable(stream):
-                # FastWARC seeks; a network stream cannot: spool it to local disk first
+            if not _seekable(stream):  # FastWARC seeks and sniffing rewinds: spool a network stream first
                 with tempfile.TemporaryFile(prefix="semantica-warc-") as tmp:
                     shutil.copyfileobj(stream, tmp, 1 << 20)
                     tmp.seek(0)
-                    yield from iterate(tmp, name, limit)
+                    yield from _iterate(tmp, name, reader, limit)
             else:
-                yield from iterate(stream, name, limit)
+                yield from _iterate(stream, name, reader, limit)
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as e:  # noqa: BLE001 (truncated gzip, bad chunking, garbage; FastWARC may panic)
         errors.append(("warc:read_error", f"{location}: {type(e).__name__}: {e}"))
         log.warning("%s: stopped reading: %s: %s", location, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+
+
+def _iterate(stream: BinaryIO, name: str, reader: str, limit: int) -> Iterator[Record]:
+    start = stream.tell()
+    compression, fmt = sniff(stream.read(SNIFF_BYTES))
+    stream.seek(start)
+    if compression == "zstd":
+        yield from iter_records_warcio(_zstd_stream(stream), name, limit)  # FastWARC reads no zstd
+    elif fmt == "arc" or reader == "warcio":
+        yield from iter_records_warcio(stream, name, limit)  # FastWARC does not read the legacy ARC format
+    else:
+        yield from iter_records_fastwarc(stream, name, limit)
 
 
 def _seekable(stream) -> bool:

@@ -86,14 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, help="port (default: the port the sample web links to)")
 
     sp = add("mine", "Mine image pairs from WARC files into pages/, refs/, images/, pairs/ (Parquet) + stats.json.")
-    sp.add_argument("--input", "-i", dest="inputs", action="append", required=True, metavar="WARC",
-                    help="a WARC path, glob, folder, s3:// gs:// https:// URL, a .txt/.paths(.gz) listing, "
-                         "or cc:CC-MAIN-YYYY-WW[:START-END] (repeatable)")
+    sp.add_argument("--input", "-i", dest="inputs", action="extend", nargs="+", required=True, metavar="WARC",
+                    help="WARC or ARC files (gzip, zstd or plain): paths, globs (quoted or expanded by the "
+                         "shell), folders, s3:// gs:// https:// URLs, .txt/.paths(.gz) listings, or "
+                         "cc:CC-MAIN-YYYY-WW[:START-END]; several after one flag, or the flag repeated")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
     sp.add_argument("--allow-private-network", action="store_true",
                     help="let downloads reach loopback / private addresses (tests and the demo)")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
     sp.add_argument("--seed", type=int, help="seed of pair sampling (stages.mine.seed)")
+    sp.add_argument("--no-download", dest="download", action="store_false", default=None,
+                    help="archive mode: use only the images the crawl holds, never the network "
+                         "(stages.mine.download.enabled=false; others count fetch:not_captured)")
 
     sp = add("config", "Print the settings a command would run with (pipelines.yaml + profile + --set).")
 
@@ -181,8 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "--reference), each into its own folder under DIR (mined/, filtered/, published/, run/, "
                     "evaluation/). Encoders come from stages.filter.encoder / stages.train.encoder (set them with "
                     "--set for offline runs).")
-    sp.add_argument("--input", "-i", dest="inputs", action="append", required=True, metavar="WARC",
-                    help="as for `semantica mine --input` (repeatable)")
+    sp.add_argument("--input", "-i", dest="inputs", action="extend", nargs="+", required=True, metavar="WARC",
+                    help="as for `semantica mine --input` (several, or the flag repeated)")
+    sp.add_argument("--no-download", dest="download", action="store_false", default=None,
+                    help="as for `semantica mine`")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
     sp.add_argument("--allow-private-network", action="store_true", help="as for `semantica mine`")
     sp.add_argument("--reference", type=Path, metavar="FOLDER_OR_PARQUET",
@@ -197,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _overrides_from_flags(args: argparse.Namespace) -> list[str]:
     """Per-command flags are shorthands for --set; they win over pipelines.yaml."""
-    mapping = {"mine": {"seed": "stages.mine.seed"},
+    mapping = {"mine": {"seed": "stages.mine.seed", "download": "stages.mine.download.enabled"},
+               "run": {"download": "stages.mine.download.enabled"},
                "filter": {"low": "stages.filter.low", "high": "stages.filter.high"},
                "generate": {"precision": "stages.evaluate.precision"},
                "evaluate": {"precision": "stages.evaluate.precision"},

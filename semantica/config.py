@@ -76,6 +76,7 @@ class DownloadConfig:
     allow_private_network: bool
     allowed_hosts: tuple[str, ...]
     honour_noai: bool
+    enabled: bool = True   # false: archive mode, only what the crawl holds (fetch:not_captured otherwise)
 
 
 @dataclass(frozen=True)

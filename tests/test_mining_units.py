@@ -249,7 +249,8 @@ def test_fastwarc_reads_what_warcio_reads(shared_warc):
         a = [(r.uri, r.http_status, r.body) for r in iter_records(str(path), "warcio", 10**8, [])]
         b = [(r.uri, r.http_status, r.body) for r in iter_records(str(path), "fastwarc", 10**8, [])]
         if path.name == "example-bad-non-chunked.warc.gz":  # one gzip member for all: warcio refuses it
-            assert a == [] and len(b) == 1
+            kinds = [r.rec_type for r in iter_records(str(path), "fastwarc", 10**8, [])]
+            assert a == [] and kinds == ["response", "revisit"]
         elif path.name == "example-wrong-chunks.warc.gz":  # lying chunk sizes: warcio returns no body
             assert [(u, s) for u, s, _ in a] == [(u, s) for u, s, _ in b] and a[0][2] == b"" and b[0][2]
         else:
