@@ -14,7 +14,8 @@ from semantica.config import MineConfig
 from semantica.mining import reasons as R
 from semantica.mining.failures import failure_row, internal_error
 from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
-from semantica.mining.html_refs import decode_html, extract_refs, is_html, main_content_urls, resolve
+from semantica.mining.html_refs import (decode_html, extract_refs, is_html, main_content_urls, resolve,
+                                        resolve_candidates)
 from semantica.mining.urls import canonical_url
 from semantica.mining.prefilter import prefilter_page
 from semantica.mining.warc_io import Record, iter_records
@@ -91,7 +92,8 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
                              height=ref.declared_height, position=ref.position, source=ref.source,
                              in_main_content=(ref.url in main) if use_main else None, status=status,
-                             candidates=ref.candidates))
+                             # only the references that reach the join need their other URLs
+                             candidates=resolve_candidates(ref) if status == R.KEPT else None))
     return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),

@@ -15,7 +15,7 @@ import codecs
 import re
 from dataclasses import dataclass, field
 from typing import Optional
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -23,6 +23,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
 MAX_URL_LENGTH = 2048
+_URL_CONTROLS = str.maketrans("", "", "\t\r\n")
 MAX_CANDIDATES = 16  # per element: a real srcset has a handful; a hostile one, thousands
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.I)
@@ -40,9 +41,10 @@ class ImageRef:
     position: int
     source: str                    # img | lazy | srcset | picture | og:image
     in_main_content: Optional[bool] = None
-    # every URL the element may show (url first, then src, srcset, lazy and <source> candidates in
-    # document order): what a crawl may have captured instead of `url`
+    # every other URL the element may show, as written (src, lazy, srcset and <source> candidates):
+    # what a crawl may have captured instead of `url`; resolve_candidates() resolves them against `base`
     candidates: list = field(default_factory=list)
+    base: str = ""
 
 
 def is_html(content_type: Optional[str], body: bytes) -> bool:
@@ -84,28 +86,20 @@ def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
     return body.decode("cp1252", errors="replace"), "cp1252"
 
 
+# one srcset candidate, as the HTML spec's tokenizer reads it: a run of non-space characters (the URL);
+# if it ends in commas they end the candidate, else descriptors follow up to the next comma
+_SRCSET_CANDIDATE = re.compile(r"[\s,]*(?:([^\s,]\S*?),+(?=\s|$)|([^\s,]\S*)([^,]*))")
+
+
 def parse_srcset(srcset: str) -> list[tuple[str, float, float]]:
     """[(url, width descriptor or 0, density or 1)] following the HTML spec's tokenizer."""
-    out, i, n = [], 0, len(srcset)
-    while i < n:
-        while i < n and (srcset[i].isspace() or srcset[i] == ","):
-            i += 1
-        start = i
-        while i < n and not srcset[i].isspace():
-            i += 1
-        url = srcset[start:i]
-        descriptor = ""
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            start = i
-            while i < n and srcset[i] != ",":
-                i += 1
-            descriptor = srcset[start:i].strip()
+    out = []
+    for m in _SRCSET_CANDIDATE.finditer(srcset):
+        url = m.group(1) or m.group(2)
         if not url:
             continue
         w, x = 0.0, 1.0
-        for d in descriptor.split():
+        for d in (m.group(3) or "").split():
             try:
                 if d.endswith("w"):
                     w = float(d[:-1])
@@ -118,10 +112,7 @@ def parse_srcset(srcset: str) -> list[tuple[str, float, float]]:
 
 
 def largest_candidate(srcset: str) -> Optional[str]:
-    cands = parse_srcset(srcset)
-    if not cands:
-        return None
-    return max(cands, key=lambda c: (c[1], c[2]))[0]
+    return _largest(parse_srcset(srcset))
 
 
 def _media_width(media: Optional[str]) -> float:
@@ -146,12 +137,29 @@ def resolve(base: str, raw: str) -> Optional[str]:
         return raw
     if len(raw) > MAX_URL_LENGTH:
         return None
-    try:
-        url = urldefrag(urljoin(base, raw.replace("\\", "/")))[0]
-        urlsplit(url).port  # raises ValueError on a bad port or IPv6 literal
-    except ValueError:
-        return None
-    return url.replace(" ", "%20")
+    if "\\" in raw:
+        raw = raw.replace("\\", "/")
+    if "\t" in raw or "\n" in raw or "\r" in raw:
+        raw = raw.translate(_URL_CONTROLS)  # as urlsplit (and browsers) drop them
+    if raw.startswith(("https://", "http://")) and "/." not in raw:
+        url = raw  # already absolute, no dot segment: what urljoin would return (it parses twice)
+    else:
+        try:
+            url = urljoin(base, raw)
+        except ValueError:
+            return None
+    url, hash_, _ = url.partition("#")
+    if hash_ and url.endswith("?"):
+        url = url[:-1]  # as urldefrag: an empty query before a fragment goes with it
+    start = url.find("//")
+    if start >= 0:
+        authority = url[start + 2:].partition("/")[0].partition("?")[0]
+        if ":" in authority or "[" in authority or "]" in authority:
+            try:
+                urlsplit(url).port  # raises ValueError on a bad port or IPv6 literal
+            except ValueError:
+                return None
+    return url.replace(" ", "%20") if " " in url else url
 
 
 def _picture_source(picture) -> tuple[Optional[str], list[str]]:
@@ -160,23 +168,32 @@ def _picture_source(picture) -> tuple[Optional[str], list[str]]:
     preferred format); its largest candidate."""
     sources = [c.attributes for c in picture.iter() if c.tag == "source" and c.attributes.get("srcset")]
     if not sources:
-        return None, []
+        return None, ()
     best = max(enumerate(sources), key=lambda s: (_media_width(s[1].get("media")), -s[0]))[1]
-    every = [c[0] for s in sources[:MAX_CANDIDATES] for c in parse_srcset(s["srcset"])[:MAX_CANDIDATES]]
+    every = tuple(c[0] for s in sources[:MAX_CANDIDATES] for c in parse_srcset(s["srcset"])[:MAX_CANDIDATES])
     return largest_candidate(best["srcset"]), every
 
 
-def _candidates(a, picture: list[str]) -> list[str]:
-    """Every URL written on an <img> (and its <picture>), in document order."""
-    raws = [a[k] for k in ("src",) + LAZY_ATTRS if a.get(k)]
-    for k in ("srcset",) + LAZY_SRCSET_ATTRS:
-        if a.get(k):
-            raws += [c[0] for c in parse_srcset(a[k])[:MAX_CANDIDATES]]
-    return raws + picture
+def _largest(cands: list) -> Optional[str]:
+    return max(cands, key=lambda c: (c[1], c[2]))[0] if cands else None
+
+
+def resolve_candidates(ref: "ImageRef") -> list[str]:
+    """The reference's URL, then its other candidates resolved (unique, no data: URI, at most
+    MAX_CANDIDATES). Done only for the references that reach the join with the crawl."""
+    out = [ref.url] if ref.url else []
+    for raw in ref.candidates:
+        if len(out) >= MAX_CANDIDATES:
+            break
+        url = resolve(ref.base, raw)
+        if url and url[:5].lower() != "data:" and url not in out:
+            out.append(url)
+    return out
 
 
 def extract_refs(html: str, page_url: str) -> list[ImageRef]:
-    """Every image reference in document order; og:image last (page metadata, not content)."""
+    """Every image reference in document order; og:image last (page metadata, not content).
+    `candidates` holds the element's other URLs as written (resolve_candidates resolves them)."""
     tree = LexborHTMLParser(html)
     base = page_url
     base_node = tree.css_first("base[href]")
@@ -191,7 +208,7 @@ def extract_refs(html: str, page_url: str) -> list[ImageRef]:
             if (a.get("property") or a.get("name") or "").lower() in ("og:image", "og:image:url") and a.get("content"):
                 og.append(a["content"])
             continue
-        raw, source, picture = None, "img", []
+        raw, source, picture = None, "img", ()
         parent = node.parent
         if parent is not None and parent.tag == "picture":
             if parent.mem_id not in picture_choice:
@@ -204,30 +221,28 @@ def extract_refs(html: str, page_url: str) -> list[ImageRef]:
                 if a.get(attr) and not a[attr].startswith("data:"):
                     raw, source = a[attr], "lazy"
                     break
+        srcsets = [parse_srcset(a[attr])[:MAX_CANDIDATES] for attr in LAZY_SRCSET_ATTRS + ("srcset",) if a.get(attr)]
         if raw is None:
-            for attr in LAZY_SRCSET_ATTRS + ("srcset",):
-                if a.get(attr):
-                    raw = largest_candidate(a[attr])
-                    if raw:
-                        source = "srcset"
-                        break
+            for cands in srcsets:
+                if cands:
+                    raw, source = _largest(cands), "srcset"
+                    break
+        src = a.get("src")
         if raw is None:
-            raw = a.get("src") or ""
+            raw = src or ""
         if not raw.strip():
             continue
-        url = resolve(base, raw)
-        cands = [url] if url else []
-        for other in _candidates(a, picture):
-            if other != raw and len(cands) < MAX_CANDIDATES and (u := resolve(base, other)) and u[:5] != "data:" \
-                    and u not in cands:
-                cands.append(u)
-        refs.append(ImageRef(url=url or "", raw=raw, alt=(a.get("alt") or "").strip(),
+        others = [a[k] for k in LAZY_ATTRS if a.get(k)]
+        if src:
+            others.insert(0, src)
+        for cands in srcsets:
+            others += [c[0] for c in cands]
+        refs.append(ImageRef(url=resolve(base, raw) or "", raw=raw, alt=(a.get("alt") or "").strip(),
                              declared_width=_dimension(a.get("width")), declared_height=_dimension(a.get("height")),
-                             position=len(refs), source=source, candidates=cands))
+                             position=len(refs), source=source, candidates=others + list(picture), base=base))
     for raw in og:
-        url = resolve(base, raw)
-        refs.append(ImageRef(url=url or "", raw=raw, alt="", declared_width=None, declared_height=None,
-                             position=len(refs), source="og:image", candidates=[url] if url else []))
+        refs.append(ImageRef(url=resolve(base, raw) or "", raw=raw, alt="", declared_width=None, declared_height=None,
+                             position=len(refs), source="og:image", base=base))
     return refs
 
 
