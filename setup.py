@@ -1,5 +1,6 @@
-# Metadata lives in setup.cfg. This file exists for Beam's --setup_file, which ships the
-# package to Dataflow / Spark / Flink workers by building an sdist with it.
+# Metadata lives in setup.cfg. Beam's workers get semantica as a wheel built from a copy of the
+# source in a temporary folder (mining/portable.py), not through --setup_file, which would build an
+# sdist inside the checkout.
 from setuptools import setup
 
 setup()

@@ -9,12 +9,13 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
 from collections import Counter
-from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -423,7 +424,8 @@ class MinePairs(beam.PTransform):
 
 
 def pipeline_options(settings: Settings, extra: Optional[list] = None) -> PipelineOptions:
-    """The profile's `beam:` mapping as explicit flags (never sys.argv)."""
+    """The profile's `beam:` mapping as explicit flags (never sys.argv). A run adds what its workers
+    need (a local worker pool's address, the staged package) through `beam_options`."""
     flags = []
     for k, v in settings.profile.beam.items():
         if isinstance(v, bool):
@@ -431,11 +433,18 @@ def pipeline_options(settings: Settings, extra: Optional[list] = None) -> Pipeli
                 flags.append(f"--{k}")
         elif v != "":
             flags.append(f"--{k}={v}")
-    if settings.profile.beam.get("runner") != "DirectRunner":
-        # workers need the package: ship it unless a prebuilt container image is named
-        if not settings.profile.beam.get("sdk_container_image"):
-            flags.append(f"--setup_file={Path(__file__).resolve().parent.parent / 'setup.py'}")
     return PipelineOptions(flags + list(extra or []))
+
+
+@contextlib.contextmanager
+def beam_options(settings: Settings, extra: Optional[list] = None) -> Iterator[PipelineOptions]:
+    """pipeline_options for one run, with what its workers need while the block runs (mining/portable.py):
+    the local SDK worker pool that `environment_config: local` names, started here and stopped after, on
+    failure too; or, for workers elsewhere with no `sdk_container_image`, semantica built as a wheel in a
+    temporary folder and staged with --extra_package (nothing is written to the checkout)."""
+    from semantica.mining.portable import runner_flags
+    with runner_flags(settings.profile.beam) as flags:
+        yield pipeline_options(settings, flags + list(extra or []))
 
 
 def build_pipeline(p: beam.Pipeline, locations: list[str], out, cfg: MineConfig, allow_private: bool) -> None:
@@ -495,12 +504,14 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     from semantica.mining.warc_io import resolve_inputs
     cfg = settings.stages.mine
     out = str(out).rstrip("/")
-    locations = resolve_inputs(inputs, cfg.commoncrawl_base_url)
+    locations = [loc if '://' in loc else os.path.abspath(loc)  # warc_file: where the input is, not as typed
+                 for loc in resolve_inputs(inputs, cfg.commoncrawl_base_url)]
     prepare_output(out, overwrite)
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))
     t0 = time.perf_counter()
-    with beam_logs_to_file(log_path(out)), beam.Pipeline(options=pipeline_options(settings, extra_options)) as p:
+    with beam_logs_to_file(log_path(out)), beam_options(settings, extra_options) as options, \
+            beam.Pipeline(options=options) as p:
         build_pipeline(p, locations, out, cfg, allow)
     counts: dict = {}
     stats_files = [m.path for r in FileSystems.match([f"{out}/_stats/*.jsonl"]) for m in r.metadata_list]

@@ -28,7 +28,7 @@ from semantica.errors import UserError
 from semantica.outputs import mark_complete, prepare_output, require_complete
 from semantica.mining import schemas
 from semantica.mining.beam_logs import beam_logs_to_file, log_path
-from semantica.mining.pipeline import pipeline_options
+from semantica.mining.pipeline import beam_options
 
 log = logging.getLogger(__name__)
 KEPT, UNRELATED, COPY = "kept", "filter:unrelated", "filter:copy"
@@ -115,7 +115,7 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
     load_encoder(encoder)  # fail here, in one clear line, rather than inside a worker
     prepare_output(out, overwrite)
     t0 = time.perf_counter()
-    with beam_logs_to_file(log_path(str(out))), beam.Pipeline(options=pipeline_options(settings)) as p:
+    with beam_logs_to_file(log_path(str(out))), beam_options(settings) as options, beam.Pipeline(options=options) as p:
         images = p | "ReadImages" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"))
         pairs = p | "ReadPairs" >> beam.io.ReadFromParquet(str(pairs_dir / "pairs" / "*.parquet"))
         res = {"images": images, "pairs": pairs} | "FilterPairs" >> FilterPairs(cfg, encoder)

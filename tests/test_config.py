@@ -15,7 +15,7 @@ YAML = REPO / "pipelines.yaml"
 
 
 def test_every_profile_loads():
-    for profile in ("local", "dataflow", "spark", "flink"):
+    for profile in ("local", "portable", "dataflow", "spark", "flink"):
         s = load_settings(YAML, profile)
         assert s.profile.beam["runner"]
         assert isinstance(s.model, ModelConfig)
