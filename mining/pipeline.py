@@ -37,6 +37,7 @@ from semantica.mining.urls import canonical_url
 log = logging.getLogger(__name__)
 # stage names of internal errors (`<stage>:internal_error`); records are "read" (extract.READ_STAGE)
 IMAGE_STAGE, FETCH_STAGE, DEDUP_STAGE = "image", "fetch", "dedup"
+PARQUET_ROW_GROUP_BYTES = 8 << 20  # Beam buffers 64 MB per open file by default; a worker has several open
 READ_OUTPUTS = {"image": "images", "alias": "aliases", "failure": "failures"}
 
 
@@ -454,7 +455,8 @@ def build_pipeline(p: beam.Pipeline, locations: list[str], out, cfg: MineConfig,
     for name, schema in (("pages", schemas.PAGES), ("refs", schemas.REFS), ("images", schemas.IMAGES),
                          ("pairs", schemas.PAIRS), ("failures", schemas.FAILURES)):
         outs[name] | f"Write{name.title()}" >> beam.io.WriteToParquet(
-            f"{base}/{name}/part", schema, file_name_suffix=".parquet", codec="snappy")
+            f"{base}/{name}/part", schema, file_name_suffix=".parquet", codec="snappy",
+            row_group_buffer_size=PARQUET_ROW_GROUP_BYTES)
     (outs["stats"] | "StatsJson" >> beam.Map(lambda kv: json.dumps({kv[0]: kv[1]}))
      | "WriteStats" >> beam.io.WriteToText(f"{base}/_stats/stats", file_name_suffix=".jsonl", num_shards=1))
 
