@@ -62,8 +62,14 @@ def test_sample_web_refuses_non_empty_output(tmp_path, capsys):
     assert (tmp_path / "x").read_text() == "keep me"
 
 
-def test_parser_builds_without_side_effects():
-    assert build_parser().prog == "semantica"
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {"mine", "filter", "publish", "train", "generate", "evaluate", "run", "demo"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([name, "--help"])
+        assert exit_.value.code == 0 and f"usage: semantica {name}" in capsys.readouterr().out, name
 
 
 @pytest.mark.slow

@@ -79,6 +79,10 @@ def test_settings_written_beside_a_run_round_trip(tmp_path):
     s.dump(tmp_path / "settings.json")
     d = json.loads((tmp_path / "settings.json").read_text())
     assert d["profile_name"] == "dataflow" and d["stages"]["mine"]["dedup"]["lsh_bands"] == 8
+    assert d == json.loads(json.dumps(s.to_dict()))  # everything, read back
+    # the file written beside a run reproduces it: every stage value, loaded back as an override, changes nothing
+    again = load_settings(YAML, d["profile_name"], [f"stages.mine.seed={d['stages']['mine']['seed']}"])
+    assert json.loads(json.dumps(again.to_dict())) == d
 
 
 def test_default_path_prefers_env(tmp_path, monkeypatch):

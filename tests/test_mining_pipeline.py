@@ -77,7 +77,7 @@ def test_stats_account_for_every_reference(mined, sample_web):
     assert stats["pages"]["parsed"] == len(rows(mined, "pages")) == len(gt(sample_web, "pages"))
     assert stats["pages"]["not_2xx"] == 2  # the redirect and the 404 page
     assert stats["internal_errors"] == {} and rows(mined, "failures") == []  # no step raised on any element
-    drops = sum(n for stage in stats["drops"].values() for n in stage.values() if True)
+    drops = sum(n for stage in stats["drops"].values() for n in stage.values())
     assert drops == len(refs) - stats["refs"]["by_status"]["kept"] + stats["records"].get(R.WARC_READ_ERROR, 0) \
         + stats["pages"]["not_2xx"]
 
