@@ -12,7 +12,6 @@ import hashlib
 import io
 import zlib
 from base64 import b32encode
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
