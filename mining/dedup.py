@@ -29,7 +29,7 @@ from semantica.mining.decode import hamming
 
 log = logging.getLogger(__name__)
 
-MAX_BUCKET = 5000  # a fuller bucket (e.g. thousands of blank images) is verified on its MAX_BUCKET smallest hashes
+MAX_BUCKET = 5000  # default of dedup.lsh_max_bucket: a fuller bucket is verified on its smallest hashes only
 MASK64 = (1 << 64) - 1
 
 
@@ -82,14 +82,14 @@ def smallest_distinct(kept: list, items: Iterable, cap: int) -> list:
     return kept
 
 
-def near_pairs(bucket: Iterable[int], max_distance: int) -> Iterator[tuple[int, int]]:
-    """Verified near-duplicate pairs (a < b) among the distinct hashes of one bucket (its MAX_BUCKET
+def near_pairs(bucket: Iterable[int], max_distance: int, max_bucket: int = MAX_BUCKET) -> Iterator[tuple[int, int]]:
+    """Verified near-duplicate pairs (a < b) among the distinct hashes of one bucket (its `max_bucket`
     smallest, when fuller), in order of a then b. Buckets of more than VECTOR_FROM hashes are compared
-    with numpy (the same pairs, ~50x faster than this loop's ~10 M comparisons/s)."""
+    with numpy (the same pairs, 10-20x faster than this loop's ~10 M comparisons/s)."""
     hashes = sorted(set(bucket))
-    if len(hashes) > MAX_BUCKET:
-        log.warning("LSH bucket of %d hashes: verifying the %d smallest only", len(hashes), MAX_BUCKET)
-        hashes = hashes[:MAX_BUCKET]
+    if len(hashes) > max_bucket:
+        log.warning("LSH bucket of %d hashes: verifying the %d smallest only", len(hashes), max_bucket)
+        hashes = hashes[:max_bucket]
     if len(hashes) > VECTOR_FROM:
         yield from _near_pairs_np(hashes, max_distance)
         return

@@ -28,8 +28,7 @@ from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
 from semantica.mining.beam_logs import beam_logs_to_file, log_path
 from semantica.mining.containment import Contained, contained, count, failure_outputs
-from semantica.mining.dedup import (MAX_BUCKET, band_keys, is_frequent, key_layout, near_pairs,
-                                    smallest_distinct, spread_add)
+from semantica.mining.dedup import band_keys, is_frequent, key_layout, near_pairs, smallest_distinct, spread_add
 from semantica.mining.failures import INTERNAL_ERROR, failure_row, internal_error
 from semantica.mining.fetch import fetch_many
 from semantica.mining.resolve import from_download, from_warc
@@ -233,10 +232,10 @@ class NeighbourhoodSpread(PageSpread):
 
 
 class SmallestHashes(beam.CombineFn):
-    """An LSH bucket's hashes → its MAX_BUCKET smallest distinct ones, sorted: bounded during the
-    shuffle (combiner lifting), and what `near_pairs` verifies."""
+    """An LSH bucket's hashes → its `cap` (dedup.lsh_max_bucket) smallest distinct ones, sorted: bounded
+    during the shuffle (combiner lifting), and what `near_pairs` verifies."""
 
-    def __init__(self, cap: int = MAX_BUCKET):
+    def __init__(self, cap: int):
         self.cap = cap
 
     def create_accumulator(self):
@@ -262,7 +261,7 @@ def spread_to_neighbours(kv, max_pages: int, max_domains: int):
     """A hash with its spread and its near duplicates → its spread sent to each of them and to itself
     (main output: summed per hash by NeighbourhoodSpread); a hash with no near duplicate is decided
     here ('frequent'). The near duplicates are iterated, not listed (the containment collects this
-    element's outputs: one per near duplicate, at most C(bands, bands − d)·(MAX_BUCKET − 1))."""
+    element's outputs: one per near duplicate, at most C(bands, bands − d)·(lsh_max_bucket − 1))."""
     phash, grouped = kv
     spread = next(iter(grouped["spread"]), None)
     if spread is None:  # a near duplicate found in a bucket is a hash with a spread
@@ -287,14 +286,14 @@ class CrawlDedup(beam.PTransform):
       ─ NeighbourhoodSpread (per hash, capped) ─ frequent; hashes with no near duplicate: frequent from their own
 
     Every shuffle's state per key is bounded: spreads hold at most max + 1 pages and domains, a
-    bucket at most MAX_BUCKET hashes (combiners, so also before the shuffle); only JoinEdges
-    groups a hash's near duplicates (at most C(bands, bands − d)·(MAX_BUCKET − 1): the buckets it is in).
+    bucket at most lsh_max_bucket hashes (combiners, so also before the shuffle); only JoinEdges groups
+    a hash's near duplicates (at most C(bands, bands − d)·(lsh_max_bucket − 1): the buckets it is in).
     """
 
     def __init__(self, cfg: DedupConfig):
         super().__init__()
         self.cfg = cfg
-        width, key_bits, subsets = key_layout(cfg.lsh_bands, cfg.near_dup_hamming)
+        _, key_bits, subsets = key_layout(cfg.lsh_bands, cfg.near_dup_hamming)
         # int keys and signed 64-bit hashes: typed, so the shuffle codes them as varints (VarIntCoder)
         self.typed_keys = (len(subsets) - 1) << key_bits | ((1 << key_bits) - 1) < 1 << 63
 
@@ -305,8 +304,9 @@ class CrawlDedup(beam.PTransform):
         keys = beam.FlatMap(lambda kv, b=d.lsh_bands, dist=d.near_dup_hamming:
                             [(k, kv[0]) for k in band_keys(kv[0], b, dist)])
         bands = spread | "LshKeys" >> (keys.with_output_types(beam.typehints.KV[int, int]) if self.typed_keys else keys)
-        verified = (bands | "Buckets" >> beam.CombinePerKey(SmallestHashes())
-                    | "Verify" >> _step(DEDUP_STAGE, lambda kv: near_pairs(kv[1], d.near_dup_hamming)))
+        verified = (bands | "Buckets" >> beam.CombinePerKey(SmallestHashes(d.lsh_max_bucket))
+                    | "Verify" >> _step(DEDUP_STAGE, lambda kv: near_pairs(kv[1], d.near_dup_hamming,
+                                                                           d.lsh_max_bucket)))
         edges = verified.out | "DistinctEdges" >> beam.Distinct()
         both_ways = edges | "BothWays" >> beam.FlatMap(lambda e: [(e[0], e[1]), (e[1], e[0])])
         spread_out = ({"spread": spread, "to": both_ways} | "JoinEdges" >> beam.CoGroupByKey()
