@@ -395,8 +395,9 @@ def main() -> None:
             cmp_b = n_buckets * m * (m - 1) / 2
             print(f"  lsh_max_bucket {cap:,} ({name}): {cmp_b:.2e} comparisons, {cmp_b / cmp_rate / 3600:,.0f} "
                   f"core-hours of verification; "
-                  + ("every bucket verified whole (recall 1.0 by the pigeonhole)" if per_bucket < cap * 0.8 else
-                     f"buckets are cut to their {cap:,} smallest hashes: pairs are missed (recall below 1.0)"))
+                  + (f"uniform hashes' buckets (~{per_bucket:,.0f} +- {per_bucket ** 0.5:,.0f}) verified whole: recall 1.0 "
+                     f"(real pHashes cluster: a bucket over the cap is cut)" if per_bucket + 10 * per_bucket ** 0.5 < cap
+                     else f"buckets are cut to their {cap:,} smallest hashes: pairs are missed (recall below 1.0)"))
         print(json.dumps(dict(n=n_img, occurrences=n_occ, wall_s=round(run["wall"], 1), hwm_mb=round(run["hwm"] / 1024),
                               key_bytes=round(key_b, 1), kv_bytes=round(kv_b, 1), old_key_bytes=round(old_key_b, 1),
                               old_kv_bytes=round(old_kv_b, 1), chain_bytes=round(total),
