@@ -141,17 +141,26 @@ def emit_result(url: str, refs: list, result: dict, body: Optional[bytes]):
         yield TaggedOutput("bytes", (result["image_id"], (url, body, result)))
 
 
-def mark_frequent(kv):
-    """pHash → its results and whether it is frequent → each result by page, marked."""
-    _, grouped = kv
-    frequent = bool(list(grouped["freq"]))
-    for r in grouped["refs"]:
-        yield r["page_url"], dict(r, frequent=frequent)
+def mark_frequent(result: dict, frequent: bool):
+    """One result, marked, by page."""
+    yield result["page_url"], dict(result, frequent=frequent)
 
 
-def _mark_failed(kv, stage):
-    for r in kv[1]["refs"]:
-        yield r["page_url"], next(failed_refs([r], internal_error(stage)))
+class MarkFrequent(beam.DoFn):
+    """pHash → its results and whether it is frequent → each result by page, marked. Each result is
+    contained on its own and yielded as it is read: a logo's results (one per page it is on) are
+    streamed, never listed."""
+
+    def process(self, kv):
+        _, grouped = kv
+        frequent = any(True for _ in grouped["freq"])
+        for r in grouped["refs"]:
+            yield from contained(DEDUP_STAGE, lambda r=r: mark_frequent(r, frequent), element=r,
+                                 fallback=lambda r=r: _mark_failed(r))
+
+
+def _mark_failed(result: dict):
+    yield result["page_url"], next(failed_refs([result], internal_error(DEDUP_STAGE)))
 
 
 def assemble(kv, cfg: MineConfig):
@@ -362,7 +371,7 @@ class MinePairs(beam.PTransform):
         ok_by_hash = ok | "ByHash" >> beam.Map(lambda r: (r["phash"], r))
         frequent = crawl["frequent"] | "FrequentKey" >> beam.Map(lambda h: (h, True))
         marked = steps({"refs": ok_by_hash, "freq": frequent} | "JoinFrequent" >> beam.CoGroupByKey()
-                       | "MarkFrequent" >> _step(DEDUP_STAGE, mark_frequent, fallback=_mark_failed))
+                       | "MarkFrequent" >> beam.ParDo(MarkFrequent()).with_outputs("stats", "failures", main="out"))
         failed = (results | "Failed" >> beam.Filter(lambda r: r["status"] != R.KEPT)
                   | "FailedByPage" >> beam.Map(lambda r: (r["page_url"], r)))
         by_page = (marked.out, failed) | "ResultsByPage" >> beam.Flatten()
