@@ -6,7 +6,8 @@ d < b differ in at most d bands, so (pigeonhole) they agree on at least k = b âˆ
 hence on every band of at least one k-subset of bands. Each hash is filed under all its
 C(b, k) k-subset keys and pairs meeting in a bucket are verified by exact distance. With
 b = 8, d = 6 that is 28 keys of 16 bits: buckets hold ~N/65536 hashes instead of the N/256
-of single 8-bit bands (at 1 M images: ~15 instead of ~3,900), with no pair missed. A key is
+of single 8-bit bands (at 1 M images: ~15 instead of ~3,900), with no pair missed while a
+bucket holds at most dedup.lsh_max_bucket hashes (its smallest are verified past that). A key is
 one integer, the subset's index above the subset's band bits (`subset << 16 | bits`: 3 bytes
 as a varint), so the shuffle carries a few bytes per key, not nested tuples.
 
@@ -65,11 +66,6 @@ def band_keys(phash: int, n_bands: int, max_distance: int) -> list[int]:
             bits = bits << width | b[i]
         keys.append(s << key_bits | bits)
     return keys
-
-
-def distance(a: int, b: int) -> int:
-    """Hamming distance of two 64-bit hashes, signed or not."""
-    return ((a ^ b) & MASK64).bit_count()
 
 
 def smallest_distinct(kept: list, items: Iterable, cap: int) -> list:
