@@ -3,13 +3,13 @@
 --n (default 1,000,000) random 64-bit hashes plus --planted (default 2,000) near copies
 (1..max distance bits flipped). The LSH path is the miner's (mining/dedup.py, as the Beam
 pipeline runs it): `band_keys` of every hash (every (bands - distance)-subset of its bands:
-at 8 bands and distance 6, 28 keys of two 8-bit bands), grouping by key, `near_pairs` on
-every bucket, distinct pairs. It is timed twice, on one core:
+at 8 bands and distance 6, 28 int keys of two 8-bit bands), grouping hashes by key, `near_pairs`
+on every bucket, distinct pairs (of hashes, mapped to image ids). It is timed twice, on one core:
   pure Python   the project's functions, measured end to end over all hashes (with
                 --python-n, over the first N only and scaled: keys by hash count,
                 verification by the comparison count of the full set)
-  numpy         the same logic vectorised (per key subset: sort by (key, id), compare each
-                hash with the next ones of its bucket, first MAX_BUCKET of a bucket only)
+  numpy         the same logic vectorised (per key subset: sort by (key, hash), compare each
+                hash with the next ones of its bucket, MAX_BUCKET smallest of a bucket only)
 Baseline: brute force all pairs on a --sample (default 5,000) of the hashes holding planted
 pairs, timed (project `hamming` in Python, and numpy) and scaled by n^2 to the full set.
 Recall of the project's LSH against brute force on the sample, and of the planted pairs on
@@ -55,11 +55,11 @@ def lsh_np(hs: np.ndarray, ids: np.ndarray, n_bands: int, d: int) -> tuple[set, 
         key = np.zeros(len(hs), np.uint64)
         for b in subset:
             key = key << np.uint64(width) | vals[b]
-        o = np.lexsort((ids, key))  # by bucket, then id: near_pairs sorts a bucket by id
+        o = np.lexsort((hs.view(np.int64), key))  # by bucket, then signed hash: near_pairs sorts a bucket
         key, idx, h = key[o], ids[o], hs[o]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         sizes = np.diff(np.r_[starts, len(key)])
-        keep = np.arange(len(key)) - np.repeat(starts, sizes) < MAX_BUCKET  # near_pairs: first MAX_BUCKET
+        keep = np.arange(len(key)) - np.repeat(starts, sizes) < MAX_BUCKET  # near_pairs: MAX_BUCKET smallest
         key, idx, h = key[keep], idx[keep], h[keep]
         m = np.minimum(sizes, MAX_BUCKET).astype(np.int64)
         n_buckets, largest, comparisons = n_buckets + len(sizes), max(largest, int(sizes.max())), comparisons + int((m * (m - 1) // 2).sum())
@@ -68,16 +68,18 @@ def lsh_np(hs: np.ndarray, ids: np.ndarray, n_bands: int, d: int) -> tuple[set, 
             cand = cand[cand + off < len(key)]
             cand = cand[key[cand] == key[cand + off]]  # still in the same bucket at this offset
             i = cand[np.bitwise_count(h[cand] ^ h[cand + off]) <= d]
-            found.append(idx[i].astype(np.int64) << 32 | idx[i + off])
+            a, b = idx[i].astype(np.int64), idx[i + off].astype(np.int64)
+            found.append(np.minimum(a, b) << 32 | np.maximum(a, b))
             off += 1
     return set(np.unique(np.concatenate(found)).tolist()), n_buckets, largest, comparisons
 
 
 def lsh_python(items: list, n_bands: int, d: int) -> dict:
+    """Buckets of hashes by key (items: (id, hash))."""
     buckets: dict = {}
-    for item in items:
-        for key in band_keys(item[1], n_bands, d):
-            buckets.setdefault(key, []).append(item)
+    for _, h in items:
+        for key in band_keys(h, n_bands, d):
+            buckets.setdefault(key, []).append(h)
     return buckets
 
 
@@ -104,7 +106,10 @@ def main() -> None:
     ids = rng.permutation(total)  # image ids in random order (sha256 in the miner): copies are not all last
     planted = {min(ids[s], ids[args.n + k]) << 32 | max(ids[s], ids[args.n + k]) for k, s in enumerate(src.tolist())}
     items = [(f"{i:010d}", to_signed(h)) for i, h in zip(ids.tolist(), hs.tolist())]
-    pair_int = lambda p: int(p[0]) << 32 | int(p[1])  # noqa: E731
+    id_of = {h: int(i) for i, h in items}
+    assert len(id_of) == total, "two random hashes collided: use another --seed"
+    pair_int = lambda p: min(int(p[0]), int(p[1])) << 32 | max(int(p[0]), int(p[1]))  # noqa: E731 (ids)
+    hash_pair = lambda p: pair_int((id_of[p[0]], id_of[p[1]]))  # noqa: E731 (near_pairs yields hashes)
     n_keys = len(band_keys(0, args.bands, d))
     print(f"{total:,} hashes ({args.planted:,} planted copies at distance 1..{d}), {args.bands} bands, distance <= {d}: "
           f"{n_keys} keys of {args.bands - d} bands per hash")
@@ -113,7 +118,7 @@ def main() -> None:
     py_n = min(args.python_n or total, total)
     py_items = items if py_n == total else sorted(items[:py_n])
     t_keys, buckets = _common.timed(lsh_python, py_items, args.bands, d)
-    t_verify, found_py = _common.timed(lambda: {pair_int(p) for b in buckets.values() for p in near_pairs(b, d)})
+    t_verify, found_py = _common.timed(lambda: {hash_pair(p) for b in buckets.values() for p in near_pairs(b, d)})
     py_comparisons = sum(min(len(b), MAX_BUCKET) * (min(len(b), MAX_BUCKET) - 1) // 2 for b in buckets.values())
     del buckets
     if py_n < total:
@@ -132,11 +137,11 @@ def main() -> None:
     chosen = set(src[:k].tolist()) | set(range(args.n, args.n + k))
     others = rng.choice(args.n, args.sample, replace=False)
     sample = sorted(chosen | set(others[~np.isin(others, list(chosen))][:args.sample - len(chosen)].tolist()))
-    s_items = sorted(items[i] for i in sample)  # by id: pairs come out (a < b), as near_pairs yields them
+    s_items = sorted(items[i] for i in sample)
     t_bf_py, brute = _common.timed(lambda: {pair_int((a[0], b[0])) for a, b in itertools.combinations(s_items, 2)
                                             if hamming(a[1], b[1]) <= d})
     t_bf_np, brute_np = _common.timed(verify_np, ids[sample], hs[sample], d)
-    lsh_on_sample = {pair_int(p) for b in lsh_python(s_items, args.bands, d).values() for p in near_pairs(b, d)}
+    lsh_on_sample = {hash_pair(p) for b in lsh_python(s_items, args.bands, d).values() for p in near_pairs(b, d)}
     scale = (total / len(sample)) ** 2
     assert brute == set(brute_np.tolist())
 

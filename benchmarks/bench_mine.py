@@ -34,7 +34,7 @@ import _common  # noqa: E402
 from semantica.config import load_settings  # noqa: E402
 from semantica.mining import reasons as R  # noqa: E402
 from semantica.mining.assemble import assemble_page  # noqa: E402
-from semantica.mining.dedup import band_keys, capped_union, near_pairs  # noqa: E402
+from semantica.mining.dedup import band_keys, is_frequent, near_pairs, spread_add  # noqa: E402
 from semantica.mining.extract import process_warc  # noqa: E402
 from semantica.mining.fetch import fetch_many  # noqa: E402
 from semantica.mining.pipeline import run_mine  # noqa: E402
@@ -74,24 +74,28 @@ def stages(warcs: list[str], cfg) -> tuple[dict, int]:
             by_page[ref["page_url"]][ref["position"]] = row
             if row["status"] == R.KEPT:
                 ok.append(row)
-    distinct = sorted({(r["image_id"], r["phash"]) for r in ok})
+    dd = cfg.dedup
+    spreads: dict = defaultdict(lambda: ([], []))  # per pHash, as CrawlDedup computes it
+    for r in ok:
+        spread_add(spreads[r["phash"]], (r["page_url"],), (r["domain"],), dd.max_pages_per_image,
+                   dd.max_domains_per_image)
     buckets = defaultdict(list)
-    for kv in distinct:
-        for b in band_keys(kv[1], cfg.dedup.lsh_bands, cfg.dedup.near_dup_hamming):
-            buckets[b].append(kv)
-    neighbours = {i: {i} for i, _ in distinct}
+    for h in spreads:
+        for b in band_keys(h, dd.lsh_bands, dd.near_dup_hamming):
+            buckets[b].append(h)
+    neighbours = {h: {h} for h in spreads}
     for bucket in buckets.values():
-        for a, b in near_pairs(bucket, cfg.dedup.near_dup_hamming):
+        for a, b in near_pairs(bucket, dd.near_dup_hamming):
             neighbours[a].add(b)
             neighbours[b].add(a)
-    occ = defaultdict(set)
-    for r in ok:
-        occ[r["image_id"]].add((r["page_url"], r["domain"]))
-    frequent = {i for i, near in neighbours.items()
-                if len(capped_union(([p for p, _ in occ[n]] for n in near), cfg.dedup.max_pages_per_image + 1))
-                > cfg.dedup.max_pages_per_image
-                or len(capped_union(([d for _, d in occ[n]] for n in near), cfg.dedup.max_domains_per_image + 1))
-                > cfg.dedup.max_domains_per_image}
+    crowded = set()
+    for h, near in neighbours.items():
+        acc: tuple = ([], [])
+        for n in near:
+            spread_add(acc, *spreads[n], dd.max_pages_per_image, dd.max_domains_per_image)
+        if is_frequent(acc, dd.max_pages_per_image, dd.max_domains_per_image):
+            crowded.add(h)
+    frequent = {r["image_id"] for r in ok if r["phash"] in crowded}
     n_pairs = sum(len(assemble_page(p, by_page.get(url, {}), frequent, cfg)[1]) for url, p in pages.items())
     sec["dedup + pairs"] = time.perf_counter() - t0
     return sec, n_pairs

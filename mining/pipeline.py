@@ -3,7 +3,7 @@
   WARC locations ─ReadWarcs─┬─ pages ─ByUrl(first capture)─┬─ candidates (url → ref) ─┐
                             └─ image records (url → bytes) ─┼──────────────────────────┴─JoinBytes─┐
                                                             │      in WARC: decode │ else: fetch+decode
-  results by image id ─LSH bands─ near pairs ─ neighbourhood page/domain counts ─ frequent ids ─┐
+  results by pHash ─CrawlDedup: spread per hash ─ LSH keys ─ near pairs ─ neighbourhood spread ─ frequent hashes ─┐
   results + frequent ─ByPage─ Assemble ─┬─ refs/  ─┬─ pairs/ ─┬─ pages/ ─┬─ used ids + bytes → images/
   stats from every step ─ sum ─ stats.json;   an element whose step raised ─ failures/ (containment.py)
 """
@@ -15,20 +15,21 @@ import logging
 import os
 import time
 from collections import Counter
+from types import SimpleNamespace
 from typing import Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-from semantica.config import MineConfig, Settings
+from semantica.config import DedupConfig, MineConfig, Settings
 from semantica.outputs import mark_complete, prepare_output
 from semantica.mining import reasons as R
 from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
 from semantica.mining.beam_logs import beam_logs_to_file, log_path
 from semantica.mining.containment import Contained, contained, count, failure_outputs
-from semantica.mining.dedup import band_keys, capped_union, near_pairs
+from semantica.mining.dedup import band_keys, is_frequent, key_layout, near_pairs, smallest_distinct, spread_add
 from semantica.mining.failures import INTERNAL_ERROR, failure_row, internal_error
 from semantica.mining.fetch import fetch_many
 from semantica.mining.resolve import from_download, from_warc
@@ -264,34 +265,26 @@ def emit_result(url: str, refs: list, result: dict, body: Optional[bytes]):
         yield TaggedOutput("bytes", (result["image_id"], (url, body, result)))
 
 
-def neighbourhood_counts(kv, max_pages: int, max_domains: int):
-    """x → the (capped) pages and domains of every picture within near-dup distance of x."""
-    image_id, occurrences = kv
-    occurrences = list(occurrences)
-    pages = capped_union(([p for p, _ in occ] for occ in occurrences), max_pages + 1)
-    domains = capped_union(([d for _, d in occ] for occ in occurrences), max_domains + 1)
-    if len(pages) > max_pages or len(domains) > max_domains:
-        yield image_id, True
+def mark_frequent(result: dict, frequent: bool):
+    """One result, marked, by page."""
+    yield result["page_url"], dict(result, frequent=frequent)
 
 
-def spread_occurrences(kv):
-    """y with its near duplicates xs and its occurrences → (x, occurrences of y) for each x."""
-    _, grouped = kv
-    occ = [tuple(o) for rows in grouped["occ"] for o in rows]
-    for x in grouped["of"]:
-        yield x, occ
+class MarkFrequent(beam.DoFn):
+    """pHash → its results and whether it is frequent → each result by page, marked. Each result is
+    contained on its own and yielded as it is read: a logo's results (one per page it is on) are
+    streamed, never listed."""
+
+    def process(self, kv):
+        _, grouped = kv
+        frequent = any(True for _ in grouped["freq"])
+        for r in grouped["refs"]:
+            yield from contained(DEDUP_STAGE, lambda r=r: mark_frequent(r, frequent), element=r,
+                                 fallback=lambda r=r: _mark_failed(r))
 
 
-def mark_frequent(kv):
-    image_id, grouped = kv
-    frequent = bool(list(grouped["freq"]))
-    for r in grouped["refs"]:
-        yield r["page_url"], dict(r, frequent=frequent)
-
-
-def _mark_failed(kv, stage):
-    for r in kv[1]["refs"]:
-        yield r["page_url"], next(failed_refs([r], internal_error(stage)))
+def _mark_failed(result: dict):
+    yield result["page_url"], next(failed_refs([result], internal_error(DEDUP_STAGE)))
 
 
 def assemble(kv, cfg: MineConfig):
@@ -339,6 +332,128 @@ def _step(stage: str, fn, *args, outputs: tuple = (), main: str = "out", where=N
         "stats", "failures", *outputs, main=main)
 
 
+# ----------------------------------------------------------------------------- crawl-wide dedup
+class PageSpread(beam.CombineFn):
+    """(page, domain) occurrences of one hash → its (pages, domains) spread, each capped at max + 1:
+    the state per hash stays bounded however many pages a logo is on."""
+
+    def __init__(self, max_pages: int, max_domains: int):
+        self.max_pages, self.max_domains = max_pages, max_domains
+
+    def create_accumulator(self):
+        return [], []
+
+    def add_input(self, acc, occurrence):
+        page, domain = occurrence
+        return spread_add(acc, (page,), (domain,), self.max_pages, self.max_domains)
+
+    def merge_accumulators(self, accumulators):
+        out = self.create_accumulator()
+        for pages, domains in accumulators:
+            spread_add(out, pages, domains, self.max_pages, self.max_domains)
+        return out
+
+    def extract_output(self, acc):
+        return tuple(sorted(acc[0])), tuple(sorted(acc[1]))
+
+
+class NeighbourhoodSpread(PageSpread):
+    """The spreads of a hash's neighbourhood (its own and its near duplicates') → their capped union."""
+
+    def add_input(self, acc, spread):
+        return spread_add(acc, spread[0], spread[1], self.max_pages, self.max_domains)
+
+
+class SmallestHashes(beam.CombineFn):
+    """An LSH bucket's hashes → its `cap` (dedup.lsh_max_bucket) smallest distinct ones, sorted: bounded
+    during the shuffle (combiner lifting), and what `near_pairs` verifies."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, phash):
+        acc.append(phash)
+        if len(acc) > 2 * self.cap:
+            acc[:] = sorted(set(acc))[:self.cap]
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        out: list = []
+        for acc in accumulators:
+            smallest_distinct(out, acc, self.cap)
+        return out
+
+    def extract_output(self, acc):
+        return sorted(set(acc))[:self.cap]
+
+
+def spread_to_neighbours(kv, max_pages: int, max_domains: int):
+    """A hash with its spread and its near duplicates → its spread sent to each of them and to itself
+    (main output: summed per hash by NeighbourhoodSpread); a hash with no near duplicate is decided
+    here ('frequent'). The near duplicates are iterated, not listed (the containment collects this
+    element's outputs: one per near duplicate, at most C(bands, bands − d)·(lsh_max_bucket − 1))."""
+    phash, grouped = kv
+    spread = next(iter(grouped["spread"]), None)
+    if spread is None:  # a near duplicate found in a bucket is a hash with a spread
+        return
+    alone = True
+    for other in grouped["to"]:
+        alone = False
+        yield other, spread
+    if not alone:
+        yield phash, spread
+    elif is_frequent(spread, max_pages, max_domains):
+        yield TaggedOutput("frequent", phash)
+
+
+class CrawlDedup(beam.PTransform):
+    """(pHash, (page_url, domain)) occurrences → {'frequent': the hashes whose near-duplicate
+    neighbourhood is on more than max_pages_per_image pages or max_domains_per_image domains,
+    'edges': the near-duplicate pairs (a < b) of distinct hashes, 'stats', 'failures'}.
+
+      occurrences ─PageSpread (per hash, capped)─ spread ─┬─ LSH keys (ints) ─SmallestHashes─ Verify ─ edges
+                                                          └─ JoinEdges (spread + near duplicates) ─ spread to each
+      ─ NeighbourhoodSpread (per hash, capped) ─ frequent; hashes with no near duplicate: frequent from their own
+
+    Every shuffle's state per key is bounded: spreads hold at most max + 1 pages and domains, a
+    bucket at most lsh_max_bucket hashes (combiners, so also before the shuffle); only JoinEdges groups
+    a hash's near duplicates (at most C(bands, bands − d)·(lsh_max_bucket − 1): the buckets it is in).
+    """
+
+    def __init__(self, cfg: DedupConfig):
+        super().__init__()
+        self.cfg = cfg
+        _, key_bits, subsets = key_layout(cfg.lsh_bands, cfg.near_dup_hamming)
+        # int keys and signed 64-bit hashes: typed, so the shuffle codes them as varints (VarIntCoder)
+        self.typed_keys = (len(subsets) - 1) << key_bits | ((1 << key_bits) - 1) < 1 << 63
+
+    def expand(self, occurrences):
+        d = self.cfg
+        max_p, max_d = d.max_pages_per_image, d.max_domains_per_image
+        spread = occurrences | "PageSpread" >> beam.CombinePerKey(PageSpread(max_p, max_d))
+        keys = beam.FlatMap(lambda kv, b=d.lsh_bands, dist=d.near_dup_hamming:
+                            [(k, kv[0]) for k in band_keys(kv[0], b, dist)])
+        bands = spread | "LshKeys" >> (keys.with_output_types(beam.typehints.KV[int, int]) if self.typed_keys else keys)
+        verified = (bands | "Buckets" >> beam.CombinePerKey(SmallestHashes(d.lsh_max_bucket))
+                    | "Verify" >> _step(DEDUP_STAGE, lambda kv: near_pairs(kv[1], d.near_dup_hamming,
+                                                                           d.lsh_max_bucket)))
+        edges = verified.out | "DistinctEdges" >> beam.Distinct()
+        both_ways = edges | "BothWays" >> beam.FlatMap(lambda e: [(e[0], e[1]), (e[1], e[0])])
+        spread_out = ({"spread": spread, "to": both_ways} | "JoinEdges" >> beam.CoGroupByKey()
+                      | "SpreadToNeighbours" >> _step(DEDUP_STAGE, spread_to_neighbours, max_p, max_d,
+                                                      outputs=("frequent",)))
+        crowded = (spread_out.out | "Neighbourhoods" >> beam.CombinePerKey(NeighbourhoodSpread(max_p, max_d))
+                   | "Crowded" >> beam.Filter(lambda kv: is_frequent(kv[1], max_p, max_d))
+                   | "CrowdedHash" >> beam.Keys())
+        frequent = (spread_out.frequent, crowded) | "Frequent" >> beam.Flatten()
+        return {"frequent": frequent, "edges": edges,
+                "stats": (verified.stats, spread_out.stats) | "DedupStats" >> beam.Flatten(),
+                "failures": (verified.failures, spread_out.failures) | "DedupFailures" >> beam.Flatten()}
+
+
 # ----------------------------------------------------------------------------- the pipeline
 class MinePairs(beam.PTransform):
     """WARC locations → {'refs', 'pairs', 'pages', 'images', 'stats', 'failures'} PCollections."""
@@ -384,29 +499,14 @@ class MinePairs(beam.PTransform):
         results = (chosen.results, fetched.results) | "AllResults" >> beam.Flatten()
         ok = results | "Decoded" >> beam.Filter(lambda r: r["status"] == R.KEPT)
 
-        # crawl-wide: near-duplicate neighbourhoods (LSH) and how widely each is spread
-        distinct = (ok | "IdHash" >> beam.Map(lambda r: (r["image_id"], r["phash"])) | "DistinctImages" >> beam.Distinct())
-        banded = steps(distinct | "Bands" >> _step(
-            DEDUP_STAGE, lambda kv: [(k, kv) for k in band_keys(kv[1], dedup.lsh_bands, dedup.near_dup_hamming)]))
-        verified = steps(banded.out | "Buckets" >> beam.GroupByKey()
-                         | "Verify" >> _step(DEDUP_STAGE, lambda kv: near_pairs(kv[1], dedup.near_dup_hamming)))
-        edges = verified.out | "DistinctEdges" >> beam.Distinct()
-        neighbours = ((edges | "BothWays" >> beam.FlatMap(lambda e: [(e[1], e[0]), (e[0], e[1])]),
-                       distinct | "Self" >> beam.Map(lambda kv: (kv[0], kv[0])))
-                      | "Neighbours" >> beam.Flatten())
-        occ = (ok | "Occurrence" >> beam.Map(lambda r: (r["image_id"], (r["page_url"], r["domain"])))
-               | "DistinctOccurrences" >> beam.Distinct()
-               | "OccByImage" >> beam.GroupByKey()
-               | "CapOcc" >> beam.Map(lambda kv: (kv[0], sorted(kv[1])[: max(dedup.max_pages_per_image, dedup.max_domains_per_image) * 4 + 4])))
-        # each row is a distinct page, so keeping more than N rows keeps the verdict "on > N pages"
-        spread = steps({"of": neighbours, "occ": occ} | "JoinNeighbours" >> beam.CoGroupByKey()
-                       | "Spread" >> _step(DEDUP_STAGE, spread_occurrences))
-        frequent = steps(spread.out | "ByNeighbour" >> beam.GroupByKey()
-                         | "Frequent" >> _step(DEDUP_STAGE, neighbourhood_counts, dedup.max_pages_per_image,
-                                               dedup.max_domains_per_image))
-        ok_by_id = ok | "ById" >> beam.Map(lambda r: (r["image_id"], r))
-        marked = steps({"refs": ok_by_id, "freq": frequent.out} | "JoinFrequent" >> beam.CoGroupByKey()
-                       | "MarkFrequent" >> _step(DEDUP_STAGE, mark_frequent, fallback=_mark_failed))
+        # crawl-wide: near-duplicate neighbourhoods (LSH) and how widely each is spread, per pHash
+        crawl = (ok | "Occurrence" >> beam.Map(lambda r: (r["phash"], (r["page_url"], r["domain"])))
+                 | "CrawlDedup" >> CrawlDedup(dedup))
+        side.append(SimpleNamespace(stats=crawl["stats"], failures=crawl["failures"]))
+        ok_by_hash = ok | "ByHash" >> beam.Map(lambda r: (r["phash"], r))
+        frequent = crawl["frequent"] | "FrequentKey" >> beam.Map(lambda h: (h, True))
+        marked = steps({"refs": ok_by_hash, "freq": frequent} | "JoinFrequent" >> beam.CoGroupByKey()
+                       | "MarkFrequent" >> beam.ParDo(MarkFrequent()).with_outputs("stats", "failures", main="out"))
         failed = (results | "Failed" >> beam.Filter(lambda r: r["status"] != R.KEPT)
                   | "FailedByPage" >> beam.Map(lambda r: (r["page_url"], r)))
         by_page = (marked.out, failed) | "ResultsByPage" >> beam.Flatten()

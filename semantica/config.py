@@ -105,12 +105,14 @@ class DedupConfig:
     page_hamming: int
     near_dup_hamming: int
     lsh_bands: int
+    lsh_max_bucket: int
     max_pages_per_image: int
     max_domains_per_image: int
 
     def validate(self, where: str) -> None:
         _check(self.lsh_bands in (1, 2, 4, 8, 16, 32, 64), where, "lsh_bands", self.lsh_bands,
                "a divisor of 64")
+        _check(self.lsh_max_bucket >= 2, where, "lsh_max_bucket", self.lsh_max_bucket, "at least 2")
         _check(self.near_dup_hamming < self.lsh_bands, where, "near_dup_hamming",
                self.near_dup_hamming,
                "below lsh_bands (pigeonhole: only then do all such pairs share a band)")

@@ -13,7 +13,7 @@ from PIL import Image
 
 from semantica.mining import reasons as R
 from semantica.mining.decode import Decoded, DecodeFailure, decode_image, hamming, to_signed
-from semantica.mining.dedup import band_keys, capped_union, near_pairs, page_dedup
+from semantica.mining.dedup import band_keys, bands, near_pairs, page_dedup
 from semantica.mining.extract import process_warc
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, largest_candidate, parse_srcset
 from semantica.mining.pairs import make_pairs
@@ -152,26 +152,105 @@ def test_lsh_finds_every_pair_within_distance_and_no_others():
     import random
     rng = random.Random(0)
     base = [rng.getrandbits(64) for _ in range(200)]
-    hashes = {f"i{k}": to_signed(h) for k, h in enumerate(base)}
+    hashes = {to_signed(h) for h in base}
     for k in range(50):  # near copies: flip up to 6 bits
         h = base[k]
-        for bit in rng.sample(range(64), rng.randint(0, 6)):
+        for bit in rng.sample(range(64), rng.randint(1, 6)):
             h ^= 1 << bit
-        hashes[f"n{k}"] = to_signed(h)
+        hashes.add(to_signed(h))
     buckets: dict = {}
-    for i, h in hashes.items():
+    for h in hashes:
         for key in band_keys(h, 8, 6):
-            buckets.setdefault(key, []).append((i, h))
+            buckets.setdefault(key, []).append(h)
     found = {p for bucket in buckets.values() for p in near_pairs(bucket, 6)}
-    brute = {(a, b) if a < b else (b, a) for a in hashes for b in hashes
-             if a < b and hamming(hashes[a], hashes[b]) <= 6}
+    brute = {(a, b) for a in hashes for b in hashes if a < b and hamming(a, b) <= 6}
     assert found == brute and len(found) >= 50
     assert len(band_keys(0, 8, 6)) == 28 and len(band_keys(0, 8, 7)) == 8  # C(8, 2) keys of 16 bits
 
 
-def test_capped_union_stops_growing():
-    assert len(capped_union([range(10), range(5, 20)], 7)) == 7
-    assert capped_union([["a"], ["a", "b"]], 10) == {"a", "b"}
+def test_lsh_keys_are_small_ints_that_bucket_as_the_band_tuples_did():
+    """One int per key (subset index << 16 | the two bands): exactly the buckets of the former
+    ((band, value), (band, value)) tuple keys, so the pigeonhole guarantee is unchanged."""
+    import itertools
+    import random
+    rng = random.Random(1)
+    hashes = [to_signed(rng.getrandbits(64)) for _ in range(300)]
+    hashes += [h ^ (1 << rng.randrange(64)) for h in hashes[:100]]  # share most bands with another
+
+    def tuple_keys(h):  # the former keys
+        b = [(i, v) for i, v in enumerate(bands(h, 8))]
+        return [tuple(b[i] for i in subset) for subset in itertools.combinations(range(8), 2)]
+
+    by_int, by_tuple = {}, {}
+    for n, h in enumerate(hashes):
+        keys = band_keys(h, 8, 6)
+        assert all(isinstance(k, int) and 0 <= k < 28 << 16 for k in keys) and len(set(keys)) == 28
+        assert [k >> 16 for k in keys] == list(range(28))
+        for k, t in zip(keys, tuple_keys(h)):
+            by_int.setdefault(k, set()).add(n)
+            by_tuple.setdefault(t, set()).add(n)
+    assert sorted(map(sorted, by_int.values())) == sorted(map(sorted, by_tuple.values()))
+    h = 0x0123456789ABCDEF
+    assert band_keys(h, 8, 6)[0] == 0 << 16 | 0xEF << 8 | 0xCD  # bands 0 and 1, lowest bits first
+    assert band_keys(h, 4, 2)[0] == 0 << 32 | 0xCDEF << 16 | 0x89AB  # the general path
+    assert band_keys(to_signed(h | 1 << 63), 8, 6) == band_keys(h | 1 << 63, 8, 6)  # signed or not
+
+
+def test_a_full_bucket_is_verified_on_its_smallest_hashes():
+    import random
+    from semantica.mining.dedup import MAX_BUCKET, smallest_distinct
+    rng = random.Random(2)
+    items = [rng.randrange(-2**63, 2**63) for _ in range(3 * MAX_BUCKET)]
+    items += items[:100]  # repeats count once
+    kept: list = []
+    for chunk in range(0, len(items), 777):  # in pieces, as a combiner sees them
+        kept = smallest_distinct(kept, items[chunk:chunk + 777], MAX_BUCKET)
+        assert len(kept) <= 2 * MAX_BUCKET
+    assert sorted(set(kept))[:MAX_BUCKET] == sorted(set(items))[:MAX_BUCKET]
+    low, high = min(items), max(items)  # each gets a copy at distance 1
+    found = set(near_pairs(items + [low ^ 2, high ^ 2], 6))
+    assert (min(low, low ^ 2), max(low, low ^ 2)) in found  # among the MAX_BUCKET smallest: verified
+    assert (min(high, high ^ 2), max(high, high ^ 2)) not in found  # past them: not (a warning is logged)
+
+
+def test_large_buckets_are_verified_with_numpy_and_find_the_same_pairs(monkeypatch):
+    import random
+    import numpy as np
+    from semantica.mining import dedup
+    rng = random.Random(4)
+    base = [rng.getrandbits(64) for _ in range(150)]
+    flips = [rng.sample(range(64), 2) for _ in base]
+    bucket = [to_signed(h) for h in base] + [to_signed(h ^ 1 << i ^ 1 << j) for h, (i, j) in zip(base, flips)]
+    assert len(set(bucket)) > dedup.VECTOR_FROM
+    loop = sorted((a, b) for a in set(bucket) for b in set(bucket) if a < b and hamming(a, b) <= 6)
+    assert list(near_pairs(bucket, 6)) == loop and len(loop) >= 150
+    monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2: a byte table
+    assert list(near_pairs(bucket, 6)) == loop
+
+
+def test_capped_spread_tells_more_than_max_exactly():
+    """Pages and domains kept capped at max + 1 (the smallest): a capped union of capped spreads gives
+    the verdict of the full union, whatever the grouping."""
+    import random
+    from semantica.mining.dedup import capped_add, is_frequent, spread_add
+    kept: list = []
+    for x in [5, 3, 9, 3, 1, 7]:
+        capped_add(kept, x, 3)
+    assert sorted(kept) == [1, 3, 5]
+    rng = random.Random(3)
+    for _ in range(300):
+        groups = [[(f"p{rng.randrange(12)}", f"d{rng.randrange(4)}") for _ in range(rng.randint(0, 4))]
+                  for _ in range(rng.randint(1, 6))]
+        capped = []
+        for g in groups:  # each hash's spread, capped
+            capped.append(spread_add(([], []), [p for p, _ in g], [d for _, d in g], 5, 2))
+        union = ([], [])
+        for pages, domains in capped:
+            spread_add(union, pages, domains, 5, 2)
+        everything = {o for g in groups for o in g}
+        full = len({p for p, _ in everything}) > 5 or len({d for _, d in everything}) > 2
+        assert is_frequent(union, 5, 2) == full
+        assert len(union[0]) <= 6 and len(union[1]) <= 3
 
 
 def test_page_dedup_keeps_the_largest_of_a_picture():
