@@ -14,7 +14,7 @@ from semantica.config import MineConfig
 from semantica.mining import reasons as R
 from semantica.mining.failures import failure_row, internal_error
 from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
-from semantica.mining.html_refs import (decode_html, extract_refs, is_html, main_content_urls, resolve,
+from semantica.mining.html_refs import (decode_html_utf8, extract_refs, is_html, main_content_urls, resolve,
                                         resolve_candidates)
 from semantica.mining.urls import canonical_url
 from semantica.mining.prefilter import prefilter_page
@@ -54,20 +54,24 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         counts[R.PAGE_BAD_URI] += 1
         log.warning("%s @%d: page URI %r does not parse: dropped", rec.warc_file, rec.offset, rec.uri[:200])
         return None
-    text, charset = decode_html(rec.body[:cfg.max_html_bytes], rec.header("Content-Type"))
+    # text, or its UTF-8 bytes where those are the body itself: Lexbor parses UTF-8, so no decode and re-encode
+    html, charset = decode_html_utf8(rec.body[:cfg.max_html_bytes], rec.header("Content-Type"))
     truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
     if truncated:
         counts[R.PAGE_TRUNCATED] += 1
-    bounded = bound_html(text, cfg.parse)  # no nesting or tag count that makes a parser slow
+    bounded = bound_html(html, cfg.parse)  # no nesting or tag count that makes a parser slow
     cuts = bounded.cuts
     try:
         refs = extract_refs(bounded.html, rec.uri)
         use_main = bool(cfg.main_content and refs)
+        if use_main:
+            text = html if isinstance(html, str) else html.decode("utf-8")
+            main_html = bounded.html if isinstance(bounded.html, str) else text
         # trafilatura costs ~15 ms per ordinary page and grows with tags and size: skip it on huge pages
         if use_main and (bounded.tags > cfg.parse.main_content_max_tags or len(text) > MAIN_CONTENT_MAX_CHARS):
             use_main = False
             cuts = cuts + [f"main content not looked for ({bounded.tags} tags, {len(text)} characters)"]
-        elif use_main and (attrs := most_attributes(bounded.html)) > MAIN_CONTENT_MAX_ATTRIBUTES:
+        elif use_main and (attrs := most_attributes(main_html)) > MAIN_CONTENT_MAX_ATTRIBUTES:
             use_main = False  # lxml (in trafilatura) is quadratic in one element's attributes
             cuts = cuts + [f"main content not looked for (an element with ~{attrs} attributes)"]
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
@@ -77,7 +81,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     main: set = set()
     if use_main:
         try:
-            main = main_content_urls(bounded.html, rec.uri)
+            main = main_content_urls(main_html, rec.uri)
         except Exception as e:  # noqa: BLE001 (lxml, under trafilatura, refuses some tag names: keep the refs)
             use_main = False
             counts[MAIN_CONTENT_ERROR] += 1
@@ -89,11 +93,11 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     statuses = prefilter_page(refs, cfg.prefilter)
     out_refs = []
     for ref, status in zip(refs, statuses):
-        out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
-                             height=ref.declared_height, position=ref.position, source=ref.source,
-                             in_main_content=(ref.url in main) if use_main else None, status=status,
-                             # only the references that reach the join need their other URLs
-                             candidates=resolve_candidates(ref) if status == R.KEPT else None))
+        out_refs.append({"url": ref.url, "raw_url": ref.raw[:2048], "alt": ref.alt[:1000], "width": ref.declared_width,
+                         "height": ref.declared_height, "position": ref.position, "source": ref.source,
+                         "in_main_content": (ref.url in main) if use_main else None, "status": status,
+                         # only the references that reach the join need their other URLs
+                         "candidates": resolve_candidates(ref) if status == R.KEPT else None})
     return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),
