@@ -32,10 +32,21 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM
 def domain_of(url: str) -> Optional[str]:
     """The host without a leading www. (what 'seen on M domains' counts); None if the URL does not
     parse (e.g. `http://[bad]/`)."""
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return None
+    at = 8 if url.startswith("https://") else 7 if url.startswith("http://") else 0
+    end = len(url)
+    for sep in "/?#":
+        i = url.find(sep, at, end)
+        if i >= 0:
+            end = i
+    netloc = url[at:end]
+    if at and netloc.isascii() and "@" not in netloc and "[" not in netloc and "]" not in netloc and not (
+            "\t" in url or "\n" in url or "\r" in url):
+        host = netloc.partition(":")[0].lower()  # what urlsplit(url).hostname gives, without its parse
+    else:
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            return None
     return host[4:] if host.startswith("www.") else host
 
 
@@ -55,7 +66,8 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         log.warning("%s @%d: page URI %r does not parse: dropped", rec.warc_file, rec.offset, rec.uri[:200])
         return None
     # text, or its UTF-8 bytes where those are the body itself: Lexbor parses UTF-8, so no decode and re-encode
-    html, charset = decode_html_utf8(rec.body[:cfg.max_html_bytes], rec.header("Content-Type"))
+    content_type = rec.header("Content-Type")
+    html, charset = decode_html_utf8(rec.body[:cfg.max_html_bytes], content_type)
     truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
     if truncated:
         counts[R.PAGE_TRUNCATED] += 1
@@ -99,7 +111,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
                          # only the references that reach the join need their other URLs
                          "candidates": resolve_candidates(ref) if status == R.KEPT else None})
     return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
-                fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
+                fetch_time=rec.date, http_status=rec.http_status, content_type=content_type,
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),
                 refs=out_refs)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 from functools import lru_cache
+from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Optional, Union
 from urllib.parse import urljoin, urlsplit
@@ -32,7 +33,7 @@ _MAX_WIDTH = re.compile(r"max-width\s*:\s*(\d+(?:\.\d+)?)", re.I)
 _DIMENSION = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$")
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageRef:
     url: str                       # absolute (or the data: URI itself)
     raw: str                       # as written in the HTML
@@ -143,8 +144,14 @@ def parse_srcset(srcset: str) -> list[tuple[str, float, float]]:
         out = []
         for candidate in srcset.split(","):
             words = candidate.split()
-            if words:
-                out.append(_descriptors(words[0], words[1:]) if len(words) > 1 else (words[0], 0.0, 1.0))
+            if not words:
+                continue
+            if len(words) == 1:
+                out.append((words[0], 0.0, 1.0))
+            elif len(words) == 2 and words[1][-1:] == "w" and words[1][:-1].isdecimal():
+                out.append((words[0], float(words[1][:-1]), 1.0))  # `url 768w`, the usual form
+            else:
+                out.append(_descriptors(words[0], words[1:]))
         return out
     out = []
     for url, url_then_descriptors, descriptors in _SRCSET_CANDIDATE.findall(srcset):
@@ -304,8 +311,13 @@ def _picture_source(picture) -> tuple[Optional[str], list[str]]:
     return _largest(best), every
 
 
+_WIDTH_DENSITY = itemgetter(1, 2)
+
+
 def _largest(cands: list) -> Optional[str]:
-    return max(cands, key=lambda c: (c[1], c[2]))[0] if cands else None
+    if len(cands) == 1:
+        return cands[0][0]
+    return max(cands, key=_WIDTH_DENSITY)[0] if cands else None
 
 
 def resolve_candidates(ref: "ImageRef") -> list[str]:
@@ -329,7 +341,9 @@ def resolve_candidates(ref: "ImageRef") -> list[str]:
 
 _MISSING = object()
 # attributes that make an <img> more than its src: lazy-loading and srcset ones
-_SPECIAL_ATTRS = frozenset(LAZY_ATTRS + LAZY_SRCSET_ATTRS + ("srcset",))
+_SPECIAL_ORDER = LAZY_ATTRS + LAZY_SRCSET_ATTRS + ("srcset",)
+_SPECIAL_ATTRS = frozenset(_SPECIAL_ORDER)
+_SRCSET_ATTRS = frozenset(LAZY_SRCSET_ATTRS + ("srcset",))
 _TAG_IDS: dict = {}
 
 
@@ -384,13 +398,13 @@ def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
                 continue
             others = [src] if src else []
         else:
+            special = [k for k in _SPECIAL_ORDER if a.get(k)]  # present and not empty, in LAZY, srcset order
             if raw is None:
-                for attr in LAZY_ATTRS:
-                    if a.get(attr) and not a[attr].startswith("data:"):
+                for attr in special:
+                    if attr in LAZY_ATTRS and not a[attr].startswith("data:"):
                         raw, source = a[attr], "lazy"
                         break
-            srcsets = [parse_srcset(a[attr])[:MAX_CANDIDATES] for attr in LAZY_SRCSET_ATTRS + ("srcset",)
-                       if a.get(attr)]
+            srcsets = [parse_srcset(a[attr])[:MAX_CANDIDATES] for attr in special if attr in _SRCSET_ATTRS]
             if raw is None:
                 for cands in srcsets:
                     if cands:
@@ -400,9 +414,8 @@ def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
                 raw = src or ""
             if not raw.strip():
                 continue
-            others = [a[k] for k in LAZY_ATTRS if a.get(k)]
-            if src:
-                others.insert(0, src)
+            others = [src] if src else []
+            others += [a[k] for k in special if k in LAZY_ATTRS]
             for cands in srcsets:
                 others += [c[0] for c in cands]
         url = memo.get(raw, _MISSING)

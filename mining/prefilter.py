@@ -85,12 +85,17 @@ def prefilter_page(refs: list[ImageRef], cfg: PrefilterConfig) -> list[str]:
     """A status per reference: `kept` (a candidate to fetch) or the drop reason."""
     statuses, seen_urls = [], set()
     allowed, blocked = frozenset(cfg.allowed_schemes), frozenset(cfg.blocked_extensions)
-    kept = R.KEPT
+    kept, min_side, max_aspect = R.KEPT, cfg.min_declared_side, cfg.max_aspect_ratio
     for ref in refs:
         url = ref.url
         reason = _url_reason(url, allowed, blocked)
-        if reason is None and (ref.declared_width is not None or ref.declared_height is not None):
-            reason = declared_reason(ref, cfg)
+        if reason is None:  # declared_reason, inline
+            w, h = ref.declared_width, ref.declared_height
+            if w is not None or h is not None:
+                if (w is not None and w < min_side) or (h is not None and h < min_side):
+                    reason = R.PRE_DECLARED_SMALL
+                elif w and h and max(w / h, h / w) > max_aspect:
+                    reason = R.PRE_ASPECT
         if reason is None:
             if url in seen_urls:
                 reason = R.DUP_SAME_URL
