@@ -104,12 +104,14 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         log.info("%s @%d: %s: %s", rec.warc_file, rec.offset, rec.uri[:200], "; ".join(cuts))
     statuses = prefilter_page(refs, cfg.prefilter)
     out_refs = []
+    kept = R.KEPT
     for ref, status in zip(refs, statuses):
-        out_refs.append({"url": ref.url, "raw_url": ref.raw[:2048], "alt": ref.alt[:1000], "width": ref.declared_width,
+        url = ref.url
+        out_refs.append({"url": url, "raw_url": ref.raw[:2048], "alt": ref.alt[:1000], "width": ref.declared_width,
                          "height": ref.declared_height, "position": ref.position, "source": ref.source,
-                         "in_main_content": (ref.url in main) if use_main else None, "status": status,
+                         "in_main_content": (url in main) if use_main else None, "status": status,
                          # only the references that reach the join need their other URLs
-                         "candidates": resolve_candidates(ref) if status == R.KEPT else None})
+                         "candidates": resolve_candidates(ref) if status == kept else None})
     return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=content_type,
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),

@@ -334,7 +334,7 @@ def resolve_candidates(ref: "ImageRef") -> list[str]:
             url = memo.get(raw, _MISSING)
             if url is _MISSING:
                 url = memo[raw] = resolve(base, raw)
-        if url and url[:5].lower() != "data:" and url not in out:
+        if url and (url[0] not in "dD" or url[:5].lower() != "data:") and url not in out:
             out.append(url)
     return out
 
