@@ -89,33 +89,33 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     clock = time.process_time
 
     def read():
-        return list(iter_records(path, cfg.reader, limit, []))
+        for _ in iter_records(path, cfg.reader, limit, []):  # streamed, as process_warc reads
+            pass
 
-    records = read()
+    records = list(iter_records(path, cfg.reader, limit, []))
     pages = [r for r in records if r.uri and is_html(r.header("Content-Type"), r.body)
              and 200 <= (r.http_status or 0) < 300]
     texts = [decode_html_utf8(r.body[:cfg.max_html_bytes], r.header("Content-Type"))[0] for r in pages]
     bounded = [bound_html(t, cfg.parse).html for t in texts]
     refs = [extract_refs(h, r.uri) for h, r in zip(bounded, pages)]
     statuses = [prefilter_page(rs, cfg.prefilter) for rs in refs]
-    kept = [ref for rs, ss in zip(refs, statuses) for ref, s in zip(rs, ss) if s == R.KEPT]
-    def each(fn, items):  # nothing kept: a list of 1,000 parsed trees would time the allocator
-        for item in items:
-            fn(*item)
+    kept = [(ref,) for rs, ss in zip(refs, statuses) for ref, s in zip(rs, ss) if s == R.KEPT]
 
-    steps = {
-        "read": read,
-        "charset": lambda: each(decode_html_utf8, [(r.body[:cfg.max_html_bytes], r.header("Content-Type"))
-                                                   for r in pages]),
-        "bound": lambda: each(bound_html, [(t, cfg.parse) for t in texts]),
-        "parse": lambda: each(LexborHTMLParser, [(h,) for h in bounded]),
-        "extract_refs": lambda: each(extract_refs, zip(bounded, (r.uri for r in pages))),
-        "resolve": lambda: each(resolve, [(ref.base, ref.raw) for rs in refs for ref in rs]),
-        "prefilter": lambda: each(prefilter_page, [(rs, cfg.prefilter) for rs in refs]),
-        # as in process_warc, the page's memo holds its references' own URLs (reset before each run)
-        "candidates": lambda: each(resolve_candidates, [(ref,) for ref in kept]),
-        "process_warc": lambda: sum(kind == "page" for kind, _ in process_warc(path, cfg, Counter())),
-    }
+    def each(fn, args):  # nothing kept: a list of 1,000 parsed trees would time the allocator
+        for a in args:
+            fn(*a)
+
+    # the arguments are built before the clock starts
+    args = {"charset": [(r.body[:cfg.max_html_bytes], r.header("Content-Type")) for r in pages],
+            "bound": [(t, cfg.parse) for t in texts], "parse": [(h,) for h in bounded],
+            "extract_refs": [(h, r.uri) for h, r in zip(bounded, pages)],
+            "resolve": [(ref.base, ref.raw) for rs in refs for ref in rs],
+            "prefilter": [(rs, cfg.prefilter) for rs in refs], "candidates": kept}
+    fns = {"charset": decode_html_utf8, "bound": bound_html, "parse": LexborHTMLParser, "extract_refs": extract_refs,
+           "resolve": resolve, "prefilter": prefilter_page, "candidates": resolve_candidates}
+    steps = {"read": read}
+    steps.update({name: (lambda fn, a: lambda: each(fn, a))(fns[name], args[name]) for name in fns})
+    steps["process_warc"] = lambda: sum(kind == "page" for kind, _ in process_warc(path, cfg, Counter()))
     best = {}
     for _ in range(repeat):
         for name, fn in steps.items():
