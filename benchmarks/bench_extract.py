@@ -12,12 +12,13 @@ Figures are ratios of throughput against the warcio floor and the naive extracto
 measured in the same run. Times are CPU seconds of this process (`time.process_time`; the
 process is pinned to one core, which other processes may share), the best of `--repeat` runs.
 
-`--profile` adds where process_warc's time goes, per page (CPU µs, the best of `--repeat`): each
-phase timed on its own over the same records, in the order process_warc runs them (read: the
-records from iter_records; charset; bound; parse: Lexbor alone; walk: extract_refs less parse and
-resolve; resolve: every reference's URL; prefilter; candidates: the kept references' other URLs;
-other: process_warc less the sum (the page and reference dicts, record_items, domain_of, the
-cyclic GC). Main-content detection is not in it (main_content=False).
+`--profile` adds where process_warc's time goes, per page (CPU µs, the best of `--repeat`), each
+phase timed on its own over all the pages: read (iter_records), charset (decode_html_utf8), bound
+(the '<' count), parse (Lexbor alone), walk (extract_refs less parse and resolve: Lexbor's CSS walk
+for img/meta/base, the attributes, srcset and <picture>, the ImageRefs), resolve (every
+reference's URL), prefilter, candidates (the kept references' other URLs), other (process_warc
+less the sum: the page and reference dicts, record_items, domain_of, the cyclic GC, and the
+phases' running page by page rather than each over all the pages). Main content excluded.
 
   .venv/bin/python benchmarks/bench_extract.py [--pages 2000] [--repeat 3] [--profile]
 """
