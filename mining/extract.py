@@ -14,7 +14,7 @@ from semantica.config import MineConfig
 from semantica.mining import reasons as R
 from semantica.mining.failures import failure_row, internal_error
 from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
-from semantica.mining.html_refs import (decode_html, extract_refs, is_html, main_content_urls, resolve,
+from semantica.mining.html_refs import (decode_html_utf8, extract_refs, is_html, main_content_urls, resolve,
                                         resolve_candidates)
 from semantica.mining.urls import canonical_url
 from semantica.mining.prefilter import prefilter_page
@@ -32,10 +32,21 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM
 def domain_of(url: str) -> Optional[str]:
     """The host without a leading www. (what 'seen on M domains' counts); None if the URL does not
     parse (e.g. `http://[bad]/`)."""
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return None
+    at = 8 if url.startswith("https://") else 7 if url.startswith("http://") else 0
+    end = len(url)
+    for sep in "/?#":
+        i = url.find(sep, at, end)
+        if i >= 0:
+            end = i
+    netloc = url[at:end]
+    if at and netloc.isascii() and "@" not in netloc and "[" not in netloc and "]" not in netloc and not (
+            "\t" in url or "\n" in url or "\r" in url):
+        host = netloc.partition(":")[0].lower()  # what urlsplit(url).hostname gives, without its parse
+    else:
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            return None
     return host[4:] if host.startswith("www.") else host
 
 
@@ -54,20 +65,25 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         counts[R.PAGE_BAD_URI] += 1
         log.warning("%s @%d: page URI %r does not parse: dropped", rec.warc_file, rec.offset, rec.uri[:200])
         return None
-    text, charset = decode_html(rec.body[:cfg.max_html_bytes], rec.header("Content-Type"))
+    # text, or its UTF-8 bytes where those are the body itself: Lexbor parses UTF-8, so no decode and re-encode
+    content_type = rec.header("Content-Type")
+    html, charset = decode_html_utf8(rec.body[:cfg.max_html_bytes], content_type)
     truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
     if truncated:
         counts[R.PAGE_TRUNCATED] += 1
-    bounded = bound_html(text, cfg.parse)  # no nesting or tag count that makes a parser slow
+    bounded = bound_html(html, cfg.parse)  # no nesting or tag count that makes a parser slow
     cuts = bounded.cuts
     try:
         refs = extract_refs(bounded.html, rec.uri)
         use_main = bool(cfg.main_content and refs)
+        if use_main:
+            text = html if isinstance(html, str) else html.decode("utf-8")
+            main_html = bounded.html if isinstance(bounded.html, str) else text
         # trafilatura costs ~15 ms per ordinary page and grows with tags and size: skip it on huge pages
         if use_main and (bounded.tags > cfg.parse.main_content_max_tags or len(text) > MAIN_CONTENT_MAX_CHARS):
             use_main = False
             cuts = cuts + [f"main content not looked for ({bounded.tags} tags, {len(text)} characters)"]
-        elif use_main and (attrs := most_attributes(bounded.html)) > MAIN_CONTENT_MAX_ATTRIBUTES:
+        elif use_main and (attrs := most_attributes(main_html)) > MAIN_CONTENT_MAX_ATTRIBUTES:
             use_main = False  # lxml (in trafilatura) is quadratic in one element's attributes
             cuts = cuts + [f"main content not looked for (an element with ~{attrs} attributes)"]
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
@@ -77,7 +93,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     main: set = set()
     if use_main:
         try:
-            main = main_content_urls(bounded.html, rec.uri)
+            main = main_content_urls(main_html, rec.uri)
         except Exception as e:  # noqa: BLE001 (lxml, under trafilatura, refuses some tag names: keep the refs)
             use_main = False
             counts[MAIN_CONTENT_ERROR] += 1
@@ -88,14 +104,16 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
         log.info("%s @%d: %s: %s", rec.warc_file, rec.offset, rec.uri[:200], "; ".join(cuts))
     statuses = prefilter_page(refs, cfg.prefilter)
     out_refs = []
+    kept = R.KEPT
     for ref, status in zip(refs, statuses):
-        out_refs.append(dict(url=ref.url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
-                             height=ref.declared_height, position=ref.position, source=ref.source,
-                             in_main_content=(ref.url in main) if use_main else None, status=status,
-                             # only the references that reach the join need their other URLs
-                             candidates=resolve_candidates(ref) if status == R.KEPT else None))
+        url = ref.url
+        out_refs.append({"url": url, "raw_url": ref.raw[:2048], "alt": ref.alt[:1000], "width": ref.declared_width,
+                         "height": ref.declared_height, "position": ref.position, "source": ref.source,
+                         "in_main_content": (url in main) if use_main else None, "status": status,
+                         # only the references that reach the join need their other URLs
+                         "candidates": resolve_candidates(ref) if status == kept else None})
     return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
-                fetch_time=rec.date, http_status=rec.http_status, content_type=rec.header("Content-Type"),
+                fetch_time=rec.date, http_status=rec.http_status, content_type=content_type,
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),
                 refs=out_refs)
 

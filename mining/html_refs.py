@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import codecs
 import re
+from functools import lru_cache
+from operator import itemgetter
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
@@ -31,7 +33,7 @@ _MAX_WIDTH = re.compile(r"max-width\s*:\s*(\d+(?:\.\d+)?)", re.I)
 _DIMENSION = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$")
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageRef:
     url: str                       # absolute (or the data: URI itself)
     raw: str                       # as written in the HTML
@@ -45,6 +47,8 @@ class ImageRef:
     # what a crawl may have captured instead of `url`; resolve_candidates() resolves them against `base`
     candidates: list = field(default_factory=list)
     base: str = ""
+    # raw → resolve(base, raw), shared by a page's references: resolve_candidates' memo
+    resolved: Optional[dict] = field(default=None, compare=False, repr=False)
 
 
 def is_html(content_type: Optional[str], body: bytes) -> bool:
@@ -58,6 +62,7 @@ def is_html(content_type: Optional[str], body: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or (b"<html" in head and b"<body" in body[:4096].lower())
 
 
+@lru_cache(maxsize=256)
 def _codec(name: Optional[str]) -> Optional[str]:
     if not name:
         return None
@@ -69,14 +74,19 @@ def _codec(name: Optional[str]) -> Optional[str]:
     return info.name if info._is_text_encoding else None
 
 
+def _charsets(body: bytes, content_type: Optional[str]) -> list:
+    """The charsets to try, in order: HTTP header, `<meta>`, UTF-8 (None where one names no text codec)."""
+    m = _HEADER_CHARSET.search(content_type) if content_type else None
+    candidates = [_codec(m.group(1)) if m else None]
+    m = _META_CHARSET.search(body, 0, 4096)
+    candidates.append(_codec(m.group(1).decode("ascii", "replace")) if m else None)
+    candidates.append("utf-8")
+    return candidates
+
+
 def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
     """(text, charset used). Never raises: the last resort replaces undecodable bytes."""
-    m = _HEADER_CHARSET.search(content_type or "")
-    candidates = [_codec(m.group(1)) if m else None]
-    m = _META_CHARSET.search(body[:4096])
-    candidates.append(_codec(m.group(1).decode("ascii", "replace")) if m else None)
-    candidates += ["utf-8"]
-    for cs in candidates:
+    for cs in _charsets(body, content_type):
         if cs is None:
             continue
         try:
@@ -86,28 +96,68 @@ def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
     return body.decode("cp1252", errors="replace"), "cp1252"
 
 
+# codecs that read every ASCII byte as that ASCII character: an ASCII body is its own text in them
+_ASCII_TRANSPARENT = frozenset(("utf-8", "ascii", "cp1252", "iso8859-1", "iso8859-15", "latin-1"))
+
+
+def decode_html_utf8(body: bytes, content_type: Optional[str]) -> tuple[Union[str, bytes], str]:
+    """As decode_html, but where the text's UTF-8 encoding is `body` itself (the charset is UTF-8,
+    or `body` is ASCII in an ASCII-compatible charset) the bytes are returned as they are: what
+    Lexbor parses, without a decode and a re-encode."""
+    ascii_body = body.isascii()
+    for cs in _charsets(body, content_type):
+        if cs is None:
+            continue
+        if ascii_body and cs in _ASCII_TRANSPARENT:
+            return body, cs
+        try:
+            text = body.decode(cs)
+        except UnicodeError:  # also `undefined` and `punycode`, which raise the base class
+            continue
+        return (body if cs == "utf-8" else text), cs
+    return body.decode("cp1252", errors="replace"), "cp1252"
+
+
 # one srcset candidate, as the HTML spec's tokenizer reads it: a run of non-space characters (the URL);
 # if it ends in commas they end the candidate, else descriptors follow up to the next comma
 _SRCSET_CANDIDATE = re.compile(r"[\s,]*(?:([^\s,]\S*?),+(?=\s|$)|([^\s,]\S*)([^,]*))")
 
 
+def _descriptors(url: str, descriptors) -> tuple[str, float, float]:
+    w, x = 0.0, 1.0
+    for d in descriptors:
+        try:
+            if d.endswith("w"):
+                w = float(d[:-1])
+            elif d.endswith("x"):
+                x = float(d[:-1])
+        except ValueError:
+            pass
+    return url, w, x
+
+
 def parse_srcset(srcset: str) -> list[tuple[str, float, float]]:
     """[(url, width descriptor or 0, density or 1)] following the HTML spec's tokenizer."""
+    if "," not in srcset or srcset.count(",") == srcset.count(", "):
+        # every comma followed by a space (or none): no URL holds a comma, so the candidates are
+        # what lies between commas, each a URL and its descriptors (what the regex below finds)
+        out = []
+        for candidate in srcset.split(","):
+            words = candidate.split()
+            if not words:
+                continue
+            if len(words) == 1:
+                out.append((words[0], 0.0, 1.0))
+            elif len(words) == 2 and words[1][-1:] == "w" and words[1][:-1].isdecimal():
+                out.append((words[0], float(words[1][:-1]), 1.0))  # `url 768w`, the usual form
+            else:
+                out.append(_descriptors(words[0], words[1:]))
+        return out
     out = []
-    for m in _SRCSET_CANDIDATE.finditer(srcset):
-        url = m.group(1) or m.group(2)
-        if not url:
-            continue
-        w, x = 0.0, 1.0
-        for d in (m.group(3) or "").split():
-            try:
-                if d.endswith("w"):
-                    w = float(d[:-1])
-                elif d.endswith("x"):
-                    x = float(d[:-1])
-            except ValueError:
-                pass
-        out.append((url, w, x))
+    for url, url_then_descriptors, descriptors in _SRCSET_CANDIDATE.findall(srcset):
+        url = url or url_then_descriptors
+        if url:
+            out.append(_descriptors(url, descriptors.split()))
     return out
 
 
@@ -123,9 +173,81 @@ def _media_width(media: Optional[str]) -> float:
     return float(m.group(1)) if m else float("inf")
 
 
+_DIMENSIONS: dict = {}  # declared width / height as written → its value: a page repeats a few
+
+
 def _dimension(value: Optional[str]) -> Optional[int]:
-    m = _DIMENSION.match(value or "")
-    return int(m.group(1)) if m else None
+    if value is None:
+        return None
+    try:
+        return _DIMENSIONS[value]
+    except KeyError:
+        pass
+    m = _DIMENSION.match(value)
+    out = int(m.group(1)) if m else None
+    if len(_DIMENSIONS) < 4096:
+        _DIMENSIONS[value] = out
+    return out
+
+
+# a scheme as urlsplit finds one: an ASCII letter, then letters, digits, '+', '-', '.', then ':'
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_BASES: dict = {}  # base URL → (scheme, "scheme://netloc", directory or None), or None: see _join
+
+
+def _base(base: str):
+    """What urljoin takes from an http(s) base: its scheme, "scheme://netloc", and the directory its
+    path ends in (None where that has an empty or dot segment, which urljoin rewrites); None for a
+    base that is not http(s) with a host, or does not parse."""
+    try:
+        return _BASES[base]
+    except KeyError:
+        pass
+    out = None
+    try:
+        s = urlsplit(base) if base else None
+    except ValueError:
+        s = None
+    if s is not None and s.scheme in ("http", "https") and s.netloc:
+        directory = s.path[:s.path.rfind("/") + 1] or "/"
+        out = (s.scheme, s.scheme + "://" + s.netloc,
+               None if "//" in directory or "/." in directory else directory)
+    if len(_BASES) >= 1024:
+        _BASES.clear()
+    _BASES[base] = out
+    return out
+
+
+def _join(base: str, raw: str) -> Optional[str]:
+    """urljoin(base, raw) without parsing either again, for the common relative forms: `//host/path`,
+    `/path` and `path` (no dot segment, no empty segment, no `;params`) against an http(s) base;
+    None where it does not apply (the caller then asks urljoin)."""
+    b = _base(base)
+    if b is None or raw[0] <= " ":  # urlsplit strips leading C0 controls
+        return None
+    before, _, fragment = raw.partition("#")
+    path, _, query = before.partition("?")
+    if ";" in path:
+        return None
+    if path[:1] == "/":
+        if path[1:2] == "/":  # network-path: the base gives the scheme only; urljoin keeps the path as is
+            i = path.find("/", 2)
+            netloc = path[2:] if i < 0 else path[2:i]
+            if not netloc or not netloc.isascii() or "[" in netloc or "]" in netloc:
+                return None
+            url = b[0] + ":" + path
+        elif "/." in path:
+            return None
+        else:
+            url = b[1] + path
+    elif not path or path[0] == "." or "/." in path or "//" in path or b[2] is None or (
+            ":" in raw and _SCHEME.match(raw)):
+        return None
+    else:
+        url = b[1] + b[2] + path
+    if query:  # as urlunsplit: an empty query or fragment is dropped
+        url += "?" + query
+    return url + "#" + fragment if fragment else url
 
 
 def resolve(base: str, raw: str) -> Optional[str]:
@@ -133,7 +255,7 @@ def resolve(base: str, raw: str) -> Optional[str]:
     raw = raw.strip()
     if not raw:
         return None
-    if raw[:5].lower() == "data:":
+    if raw[0] in "dD" and raw[:5].lower() == "data:":
         return raw
     if len(raw) > MAX_URL_LENGTH:
         return None
@@ -144,15 +266,19 @@ def resolve(base: str, raw: str) -> Optional[str]:
     if raw.startswith(("https://", "http://")) and "/." not in raw:
         url = raw  # already absolute, no dot segment: what urljoin would return (it parses twice)
     else:
-        try:
-            url = urljoin(base, raw)
-        except ValueError:
-            return None
-    url, hash_, _ = url.partition("#")
-    if hash_ and url.endswith("?"):
-        url = url[:-1]  # as urldefrag: an empty query before a fragment goes with it
+        url = _join(base, raw)  # the common relative forms, without urljoin's two parses
+        if url is None:
+            try:
+                url = urljoin(base, raw)
+            except ValueError:
+                return None
+    if "#" in url:
+        url, hash_, _ = url.partition("#")
+        if hash_ and url.endswith("?"):
+            url = url[:-1]  # as urldefrag: an empty query before a fragment goes with it
     start = url.find("//")
-    if start >= 0:
+    # (no ':', '[' or ']' after the '//': no port or IPv6 literal to check)
+    if start >= 0 and (url.find(":", start) >= 0 or url.find("[", start) >= 0 or url.find("]", start) >= 0):
         authority = url[start + 2:].partition("/")[0].partition("?")[0]
         if ":" in authority or "[" in authority or "]" in authority:
             try:
@@ -166,83 +292,144 @@ def _picture_source(picture) -> tuple[Optional[str], list[str]]:
     """(the URL a <picture> shows on the widest screen, every <source> candidate): among its
     <source srcset> children, the one for the widest screen, among equals the first (the
     preferred format); its largest candidate."""
-    sources = [c.attributes for c in picture.iter() if c.tag == "source" and c.attributes.get("srcset")]
+    source_id = _tag_id("source")
+    sources = []
+    for c in picture.iter():
+        if c.tag_id == source_id and c.tag == "source":
+            a = c.attributes
+            if a.get("srcset"):
+                sources.append(a)
     if not sources:
         return None, ()
-    best = max(enumerate(sources), key=lambda s: (_media_width(s[1].get("media")), -s[0]))[1]
-    every = tuple(c[0] for s in sources[:MAX_CANDIDATES] for c in parse_srcset(s["srcset"])[:MAX_CANDIDATES])
-    return largest_candidate(best["srcset"]), every
+    parsed = [parse_srcset(a["srcset"]) for a in sources[:MAX_CANDIDATES]]
+    if any(a.get("media") for a in sources):
+        i = max(range(len(sources)), key=lambda i: (_media_width(sources[i].get("media")), -i))
+    else:
+        i = 0  # no media query: every source serves any screen, the first wins
+    best = parsed[i] if i < len(parsed) else parse_srcset(sources[i]["srcset"])
+    every = tuple(c[0] for cands in parsed for c in cands[:MAX_CANDIDATES])
+    return _largest(best), every
+
+
+_WIDTH_DENSITY = itemgetter(1, 2)
 
 
 def _largest(cands: list) -> Optional[str]:
-    return max(cands, key=lambda c: (c[1], c[2]))[0] if cands else None
+    if len(cands) == 1:
+        return cands[0][0]
+    return max(cands, key=_WIDTH_DENSITY)[0] if cands else None
 
 
 def resolve_candidates(ref: "ImageRef") -> list[str]:
     """The reference's URL, then its other candidates resolved (unique, no data: URI, at most
     MAX_CANDIDATES). Done only for the references that reach the join with the crawl."""
     out = [ref.url] if ref.url else []
+    base, memo = ref.base, ref.resolved
     for raw in ref.candidates:
         if len(out) >= MAX_CANDIDATES:
             break
-        url = resolve(ref.base, raw)
-        if url and url[:5].lower() != "data:" and url not in out:
+        if memo is None:
+            url = resolve(base, raw)
+        else:
+            url = memo.get(raw, _MISSING)
+            if url is _MISSING:
+                url = memo[raw] = resolve(base, raw)
+        if url and (url[0] not in "dD" or url[:5].lower() != "data:") and url not in out:
             out.append(url)
     return out
 
 
-def extract_refs(html: str, page_url: str) -> list[ImageRef]:
+_MISSING = object()
+# attributes that make an <img> more than its src: lazy-loading and srcset ones
+_SPECIAL_ORDER = LAZY_ATTRS + LAZY_SRCSET_ATTRS + ("srcset",)
+_SPECIAL_ATTRS = frozenset(_SPECIAL_ORDER)
+_SRCSET_ATTRS = frozenset(LAZY_SRCSET_ATTRS + ("srcset",))
+_TAG_IDS: dict = {}
+
+
+def _tag_id(name: str) -> int:
+    """Lexbor's id of a tag name (the same whatever the namespace)."""
+    if name not in _TAG_IDS:
+        _TAG_IDS[name] = LexborHTMLParser(f"<{name}>", is_fragment=True).css_first(name).tag_id
+    return _TAG_IDS[name]
+
+
+def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
     """Every image reference in document order; og:image last (page metadata, not content).
-    `candidates` holds the element's other URLs as written (resolve_candidates resolves them)."""
+    `candidates` holds the element's other URLs as written (resolve_candidates resolves them).
+    `html`: text, or its UTF-8 bytes."""
     tree = LexborHTMLParser(html)
+    nodes = tree.css("img, meta, base[href]")  # one walk of the tree, in document order
+    meta_id, base_id, picture_id = _tag_id("meta"), _tag_id("base"), _tag_id("picture")
     base = page_url
-    base_node = tree.css_first("base[href]")
+    imgs, og = [], []
+    base_node = None
+    for node in nodes:
+        tag_id = node.tag_id
+        if tag_id == meta_id and node.tag == "meta":
+            a = node.attributes
+            if (a.get("property") or a.get("name") or "").lower() in ("og:image", "og:image:url") and a.get("content"):
+                og.append(a["content"])
+        elif tag_id == base_id:
+            if base_node is None:
+                base_node = node
+        else:
+            imgs.append(node)
     if base_node is not None:
         base = resolve(page_url, base_node.attributes.get("href") or "") or page_url
     refs: list[ImageRef] = []
-    og: list[str] = []
     picture_choice: dict[int, tuple] = {}  # one look at a <picture>'s children, however many <img> it has
-    for node in tree.css("img, meta"):
+    memo: dict = {}  # raw → resolve(base, raw): resolve_candidates meets the same URLs again
+    for node in imgs:
         a = node.attributes
-        if node.tag == "meta":
-            if (a.get("property") or a.get("name") or "").lower() in ("og:image", "og:image:url") and a.get("content"):
-                og.append(a["content"])
-            continue
         raw, source, picture = None, "img", ()
         parent = node.parent
-        if parent is not None and parent.tag == "picture":
+        if parent is not None and parent.tag_id == picture_id and parent.tag == "picture":
             if parent.mem_id not in picture_choice:
                 picture_choice[parent.mem_id] = _picture_source(parent)
             best, picture = picture_choice[parent.mem_id]
             if best is not None:
                 raw, source = best, "picture"
-        if raw is None:
-            for attr in LAZY_ATTRS:
-                if a.get(attr) and not a[attr].startswith("data:"):
-                    raw, source = a[attr], "lazy"
-                    break
-        srcsets = [parse_srcset(a[attr])[:MAX_CANDIDATES] for attr in LAZY_SRCSET_ATTRS + ("srcset",) if a.get(attr)]
-        if raw is None:
-            for cands in srcsets:
-                if cands:
-                    raw, source = _largest(cands), "srcset"
-                    break
         src = a.get("src")
-        if raw is None:
-            raw = src or ""
-        if not raw.strip():
-            continue
-        others = [a[k] for k in LAZY_ATTRS if a.get(k)]
-        if src:
-            others.insert(0, src)
-        for cands in srcsets:
-            others += [c[0] for c in cands]
-        refs.append(ImageRef(url=resolve(base, raw) or "", raw=raw, alt=(a.get("alt") or "").strip(),
-                             declared_width=_dimension(a.get("width")), declared_height=_dimension(a.get("height")),
-                             position=len(refs), source=source, candidates=others + list(picture), base=base))
+        if a.keys().isdisjoint(_SPECIAL_ATTRS):  # the common <img>: its src, nothing else
+            if raw is None:
+                raw = src or ""
+            if not raw.strip():
+                continue
+            others = [src] if src else []
+        else:
+            special = [k for k in _SPECIAL_ORDER if a.get(k)]  # present and not empty, in LAZY, srcset order
+            if raw is None:
+                for attr in special:
+                    if attr in LAZY_ATTRS and not a[attr].startswith("data:"):
+                        raw, source = a[attr], "lazy"
+                        break
+            srcsets = [parse_srcset(a[attr])[:MAX_CANDIDATES] for attr in special if attr in _SRCSET_ATTRS]
+            if raw is None:
+                for cands in srcsets:
+                    if cands:
+                        raw, source = _largest(cands), "srcset"
+                        break
+            if raw is None:
+                raw = src or ""
+            if not raw.strip():
+                continue
+            others = [src] if src else []
+            others += [a[k] for k in special if k in LAZY_ATTRS]
+            for cands in srcsets:
+                others += [c[0] for c in cands]
+        url = memo.get(raw, _MISSING)
+        if url is _MISSING:
+            url = memo[raw] = resolve(base, raw)
+        alt = a.get("alt")
+        refs.append(ImageRef(url or "", raw, alt.strip() if alt else "", _dimension(a.get("width")),
+                             _dimension(a.get("height")), len(refs), source, None,
+                             others + list(picture) if picture else others, base, memo))
     for raw in og:
-        refs.append(ImageRef(url=resolve(base, raw) or "", raw=raw, alt="", declared_width=None, declared_height=None,
-                             position=len(refs), source="og:image", base=base))
+        url = memo.get(raw, _MISSING)
+        if url is _MISSING:
+            url = memo[raw] = resolve(base, raw)
+        refs.append(ImageRef(url or "", raw, "", None, None, len(refs), "og:image", None, [], base, memo))
     return refs
 
 

@@ -15,20 +15,59 @@ from semantica.mining.html_refs import ImageRef
 
 
 def url_reason(url: str, cfg: PrefilterConfig) -> Optional[str]:
+    return _url_reason(url, cfg.allowed_schemes, cfg.blocked_extensions)
+
+
+def _url_reason(url: str, allowed_schemes, blocked_extensions) -> Optional[str]:
     if not url:
         return R.PRE_BAD_URL
-    if url[:5].lower() == "data:":
+    if url[0] in "dD" and url[:5].lower() == "data:":
         return R.PRE_DATA_URI
+    # http(s)://host/path as resolve() writes them, read in place: what urlsplit would find
+    if url.startswith("https://"):
+        scheme, at = "https", 8
+    elif url.startswith("http://"):
+        scheme, at = "http", 7
+    else:
+        return _url_reason_parsed(url, allowed_schemes, blocked_extensions)
+    slash = url.find("/", at)
+    netloc = url[at:] if slash < 0 else url[at:slash]
+    if ("?" in netloc or "#" in netloc or "@" in netloc or "[" in netloc or "]" in netloc or not netloc.isascii()
+            or "\t" in url or "\n" in url or "\r" in url):
+        return _url_reason_parsed(url, allowed_schemes, blocked_extensions)  # query, userinfo, IPv6, IDNA…
+    if scheme not in allowed_schemes:
+        return R.PRE_SCHEME
+    if netloc[:1] == ":" or not netloc:
+        return R.PRE_BAD_URL  # no host
+    if slash < 0:
+        return None  # no path, no extension
+    end = len(url)  # the path ends at the first '?' or '#'
+    i = url.find("?", slash)
+    if i >= 0:
+        end = i
+    i = url.find("#", slash, end)
+    if i >= 0:
+        end = i
+    name = url.rfind("/", slash, end) + 1
+    dot = url.rfind(".", name, end)
+    if dot > name and url[name:dot].strip("."):  # as posixpath.splitext: leading dots name no extension
+        # lowered alone, not with the whole path: the same answer against ASCII extensions
+        if url[dot:end].lower() in blocked_extensions:
+            return R.PRE_EXTENSION
+    return None
+
+
+def _url_reason_parsed(url: str, allowed_schemes, blocked_extensions) -> Optional[str]:
     try:
         parts = urlsplit(url)
     except ValueError:
         return R.PRE_BAD_URL
-    if parts.scheme.lower() not in cfg.allowed_schemes:
+    if parts.scheme.lower() not in allowed_schemes:
         return R.PRE_SCHEME
     if not parts.hostname or parts.username or parts.password:
         return R.PRE_BAD_URL  # no host, or credentials in the URL
     ext = posixpath.splitext(parts.path.lower())[1]
-    if ext and ext in cfg.blocked_extensions:
+    if ext and ext in blocked_extensions:
         return R.PRE_EXTENSION
     return None
 
@@ -45,14 +84,25 @@ def declared_reason(ref: ImageRef, cfg: PrefilterConfig) -> Optional[str]:
 def prefilter_page(refs: list[ImageRef], cfg: PrefilterConfig) -> list[str]:
     """A status per reference: `kept` (a candidate to fetch) or the drop reason."""
     statuses, seen_urls = [], set()
+    allowed, blocked = frozenset(cfg.allowed_schemes), frozenset(cfg.blocked_extensions)
+    kept, min_side, max_aspect = R.KEPT, cfg.min_declared_side, cfg.max_aspect_ratio
     for ref in refs:
-        reason = url_reason(ref.url, cfg) or declared_reason(ref, cfg)
-        if reason is None and ref.url in seen_urls:
-            reason = R.DUP_SAME_URL
+        url = ref.url
+        reason = _url_reason(url, allowed, blocked)
+        if reason is None:  # declared_reason, inline
+            w, h = ref.declared_width, ref.declared_height
+            if w is not None or h is not None:
+                if (w is not None and w < min_side) or (h is not None and h < min_side):
+                    reason = R.PRE_DECLARED_SMALL
+                elif w and h and max(w / h, h / w) > max_aspect:
+                    reason = R.PRE_ASPECT
         if reason is None:
-            seen_urls.add(ref.url)
-        statuses.append(reason or R.KEPT)
-    candidates = [i for i, s in enumerate(statuses) if s == R.KEPT]
+            if url in seen_urls:
+                reason = R.DUP_SAME_URL
+            else:
+                seen_urls.add(url)
+        statuses.append(reason or kept)
+    candidates = [i for i, s in enumerate(statuses) if s == kept]
     if len(candidates) < cfg.min_images_per_page:
         for i in candidates:
             statuses[i] = R.PAGE_TOO_FEW

@@ -50,6 +50,152 @@ def test_extract_refs_resolves_like_a_browser():
     assert [r.position for r in refs] == list(range(7))
 
 
+# The fast paths (resolve without urljoin, url_reason and domain_of without urlsplit, srcset without
+# the regex, UTF-8 bytes straight to Lexbor) against the plain implementations they replaced.
+def _urljoin_resolve(base, raw):
+    """resolve() as it was: urljoin for everything but plain absolute URLs."""
+    from urllib.parse import urljoin, urlsplit
+    raw = raw.strip()
+    if not raw:
+        return None
+    if raw[:5].lower() == "data:":
+        return raw
+    if len(raw) > 2048:
+        return None
+    raw = raw.replace("\\", "/").translate(str.maketrans("", "", "\t\r\n"))
+    if raw.startswith(("https://", "http://")) and "/." not in raw:
+        url = raw
+    else:
+        try:
+            url = urljoin(base, raw)
+        except ValueError:
+            return None
+    url, hash_, _ = url.partition("#")
+    if hash_ and url.endswith("?"):
+        url = url[:-1]
+    start = url.find("//")
+    if start >= 0:
+        authority = url[start + 2:].partition("/")[0].partition("?")[0]
+        if ":" in authority or "[" in authority or "]" in authority:
+            try:
+                urlsplit(url).port
+            except ValueError:
+                return None
+    return url.replace(" ", "%20")
+
+
+_PIECES = list("aZ9/./..//?#;:@[]%= \t\n\x01é\u2100\\") + [
+    "..", "./", "../", "//", "http:", "HTTPS:", "data:", ":80", "[::1]", "x.jpg", "/.", "\u3002", "ﬀ"]
+_PREFIXES = ["", "/", "//", "///", "./", "../", "http://", "https://", "HTTP://", "http:", "//h", "//h:8080",
+             "//[::1]", "//u@h", "?", "#", "\x01", "ftp://", "a:", "1a:", "//é.org", "https://u:p@h.org",
+             "https://h.org:80/a/", "https://é.org/", "http://@h/"]
+_BASES = ["https://www.example.org/a/page.html", "http://h.org", "http://h.org/", "https://h.org/a//b/c.html",
+          "https://h.org/a/./b/", "https://h.org/a;p/b;q?x#y", "http://u:pw@h.org:8080/d/", "http://[::1]/x/",
+          "http://h.org:bad/x", "", "ftp://h.org/a/", "https://H.ORG/A/B", "http:///x/y", "https://é.org/ü/",
+          "\x01http://h.org/x/", "http://h.org/a\t/b/", "mailto:x@y", "http://[bad]/"]
+
+
+def _random_url(rng):
+    return rng.choice(_PREFIXES) + "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 12)))
+
+
+def test_fast_resolve_equals_urljoin():
+    import random
+    from semantica.mining.html_refs import resolve
+    rng = random.Random(12)
+    for _ in range(30_000):
+        base = rng.choice(_BASES) if rng.random() < 0.8 else _random_url(rng)
+        raw = _random_url(rng)
+        assert resolve(base, raw) == _urljoin_resolve(base, raw), (base, raw)
+
+
+def test_fast_url_reason_and_domain_equal_urlsplit(settings):
+    import posixpath
+    import random
+    from urllib.parse import urlsplit
+    from semantica.mining.extract import domain_of
+    cfg = settings.stages.mine.prefilter
+
+    def by_urlsplit(url):
+        if not url:
+            return R.PRE_BAD_URL
+        if url[:5].lower() == "data:":
+            return R.PRE_DATA_URI
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return R.PRE_BAD_URL
+        if parts.scheme.lower() not in cfg.allowed_schemes:
+            return R.PRE_SCHEME
+        if not parts.hostname or parts.username or parts.password:
+            return R.PRE_BAD_URL
+        ext = posixpath.splitext(parts.path.lower())[1]
+        return R.PRE_EXTENSION if ext and ext in cfg.blocked_extensions else None
+
+    def domain_by_urlsplit(url):
+        try:
+            host = (urlsplit(url).hostname or "").lower()
+        except ValueError:
+            return None
+        return host[4:] if host.startswith("www.") else host
+
+    rng = random.Random(13)
+    for _ in range(30_000):
+        url = _random_url(rng) + rng.choice(["", ".jpg", ".SVG", ".ico?x", "/.svg", "www."])
+        assert url_reason(url, cfg) == by_urlsplit(url), url
+        assert domain_of(url) == domain_by_urlsplit(url), url
+
+
+def test_fast_srcset_equals_the_tokenizer_regex():
+    import random
+    import re
+    from semantica.mining.html_refs import _largest
+    pattern = re.compile(r"[\s,]*(?:([^\s,]\S*?),+(?=\s|$)|([^\s,]\S*)([^,]*))")
+
+    def by_regex(srcset):
+        out = []
+        for m in pattern.finditer(srcset):
+            url = m.group(1) or m.group(2)
+            if not url:
+                continue
+            w, x = 0.0, 1.0
+            for d in (m.group(3) or "").split():
+                try:
+                    if d.endswith("w"):
+                        w = float(d[:-1])
+                    elif d.endswith("x"):
+                        x = float(d[:-1])
+                except ValueError:
+                    pass
+            out.append((url, w, x))
+        return out
+
+    pieces = list("ab/.,, ,  \t\n\x1c\xa0wx1 2.5()²٣") + ["320w", "2x", "1.5x", "https://a/b.jpg", " 768w, ", ",,", "w",
+                                                       "nanx", "-1w", "1e3w", "1_0w"]
+    rng = random.Random(14)
+    for _ in range(30_000):
+        s = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert repr(parse_srcset(s)) == repr(by_regex(s)), s  # repr: NaN densities compare equal
+        assert repr(largest_candidate(s)) == repr(max(by_regex(s), key=lambda c: (c[1], c[2]))[0]
+                                                  if by_regex(s) else None), s
+    assert _largest([("a", 1.0, 1.0), ("b", 1.0, 1.0)]) == "a"  # among equals, the first
+
+
+def test_utf8_bytes_parse_as_their_text(settings):
+    from semantica.mining.html_bounds import bound_html, count_tags
+    from semantica.mining.html_refs import decode_html_utf8
+    page = ('<html><head><meta charset="utf-8"></head><body><img src="/café.jpg" alt="写真" width=300>'
+            '<picture><source srcset="a.webp 1x, b.webp 2x"><img src="p.jpg"></picture></body></html>')
+    for body, ct in [(page.encode(), "text/html"), (page.encode("ascii", "replace"), "text/html; charset=latin-1"),
+                     ("<p>café</p>".encode("cp1252"), "text/html; charset=windows-1252"), (b"", None)]:
+        html, charset = decode_html_utf8(body, ct)
+        text, charset2 = decode_html(body, ct)
+        assert charset == charset2 and (html == text if isinstance(html, str) else html.decode("utf-8") == text)
+        assert count_tags(html) == text.count("<") == count_tags(html * 1000) // 1000
+        assert extract_refs(bound_html(html, settings.stages.mine.parse).html, "https://e.org/a/") == \
+            extract_refs(text, "https://e.org/a/")
+
+
 def test_is_html_by_type_then_sniffing():
     assert is_html("text/html; charset=utf-8", b"")
     assert is_html(None, b"\xef\xbb\xbf  <!DOCTYPE html><html>")
