@@ -32,7 +32,7 @@ from semantica.mining.containment import Contained, contained, count, failure_ou
 from semantica.mining.dedup import band_keys, is_frequent, key_layout, near_pairs, smallest_distinct, spread_add
 from semantica.mining.failures import INTERNAL_ERROR, failure_row, internal_error
 from semantica.mining.fetch import fetch_many
-from semantica.mining.resolve import from_download, from_warc
+from semantica.mining.resolve import from_download, from_warc, not_captured, result_row
 from semantica.mining.urls import canonical_url
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,7 @@ def candidates(page: dict):
 def failed_refs(refs: list, status: str):
     """A result for each reference of an image whose step raised, so its page still assembles."""
     for ref in refs:
-        yield dict(url=None, status=status, detail="see failures/", source=None, image_id=None, phash=None,
-                   width=None, height=None, format=None, num_bytes=None, warc_file=None, warc_offset=None,
+        yield dict(result_row(None, status, None, "see failures/"),
                    page_url=ref["page_url"], position=ref["position"], domain=ref["domain"])
 
 
@@ -215,9 +214,7 @@ def choose_capture(kv, cfg: MineConfig):
         yield TaggedOutput("download", (info["url"], info))
     else:
         yield count(f"urls:{R.FETCH_NOT_CAPTURED}")
-        yield dict(url=info["url"], status=R.FETCH_NOT_CAPTURED, detail="not in the crawl; downloads are off",
-                   source=None, image_id=None, phash=None, width=None, height=None, format=None, num_bytes=None,
-                   warc_file=None, warc_offset=None, **where)
+        yield dict(not_captured(info["url"]), **where)
 
 
 def _choice_at(kv) -> dict:

@@ -10,7 +10,7 @@ from semantica.mining.decode import DecodeFailure, decode_image
 from semantica.mining.fetch import Fetched, robots_forbid
 
 
-def _result(url: str, status: str, source: str, detail: str = "", **kw) -> dict:
+def result_row(url: str, status: str, source: str, detail: str = "", **kw) -> dict:
     row = dict(url=url, status=status, detail=detail, source=source, image_id=None, phash=None, width=None,
                height=None, format=None, num_bytes=None, warc_file=None, warc_offset=None)
     row.update(kw)
@@ -20,8 +20,8 @@ def _result(url: str, status: str, source: str, detail: str = "", **kw) -> dict:
 def decode_result(url: str, body: bytes, source: str, cfg: MineConfig, **where) -> tuple[dict, Optional[bytes]]:
     d = decode_image(body, cfg.decode)
     if isinstance(d, DecodeFailure):
-        return _result(url, d.reason, source, d.detail, num_bytes=len(body), **where), None
-    return _result(url, R.KEPT, source, image_id=d.image_id, phash=d.phash, width=d.width, height=d.height,
+        return result_row(url, d.reason, source, d.detail, num_bytes=len(body), **where), None
+    return result_row(url, R.KEPT, source, image_id=d.image_id, phash=d.phash, width=d.width, height=d.height,
                    format=d.format, num_bytes=len(body), **where), body
 
 
@@ -32,13 +32,18 @@ def from_warc(url: str, records: list[dict], cfg: MineConfig) -> tuple[dict, Opt
     url = rec.get("url") or url  # the URL as the crawler wrote it (the key is its canonical form)
     where = dict(warc_file=rec["warc_file"], warc_offset=rec["warc_offset"])
     if cfg.download.honour_noai and robots_forbid(rec["headers"]):
-        return _result(url, R.FETCH_NOAI, "warc", "X-Robots-Tag in the capture", **where), None
+        return result_row(url, R.FETCH_NOAI, "warc", "X-Robots-Tag in the capture", **where), None
     if rec["truncated"]:
-        return _result(url, R.FETCH_TOO_LARGE, "warc", f"more than {cfg.download.max_bytes} bytes", **where), None
+        return result_row(url, R.FETCH_TOO_LARGE, "warc", f"more than {cfg.download.max_bytes} bytes", **where), None
     return decode_result(url, rec["body"], "warc", cfg, **where)
+
+
+def not_captured(url: str) -> dict:
+    """Archive mode (download.enabled false): a reference none of whose candidates the crawl holds."""
+    return result_row(url, R.FETCH_NOT_CAPTURED, None, "not in the crawl; downloads are off")
 
 
 def from_download(f: Fetched, cfg: MineConfig) -> tuple[dict, Optional[bytes]]:
     if f.reason is not None:
-        return _result(f.url, f.reason, "download", f.detail), None
+        return result_row(f.url, f.reason, "download", f.detail), None
     return decode_result(f.url, f.body, "download", cfg)

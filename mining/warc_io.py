@@ -339,38 +339,20 @@ def sniff(head: bytes) -> tuple[str, str]:
 
 
 def _zstd_stream(stream: BinaryIO):
-    """A zstd-compressed WARC (one frame a record), with the dictionary of its first skippable frame."""
+    """A zstd-compressed WARC (one frame a record), with the dictionary of its first skippable frame.
+    `stream` is seekable (iter_records spools network streams)."""
     import zstandard
-    dict_data = None
+    start, dict_data = stream.tell(), None
     head = stream.read(8)
     if head[:4] == ZSTD_DICT_MAGIC:
-        size = int.from_bytes(head[4:8], "little")
-        dict_data = stream.read(size)
+        dict_data = stream.read(int.from_bytes(head[4:8], "little"))
         if dict_data[:4] == ZSTD_MAGIC:  # the dictionary may itself be compressed
             dict_data = zstandard.ZstdDecompressor().decompress(dict_data, max_output_size=1 << 27)
-        head = b""
+    else:
+        stream.seek(start)
     dctx = (zstandard.ZstdDecompressor(dict_data=zstandard.ZstdCompressionDict(dict_data)) if dict_data
             else zstandard.ZstdDecompressor())
-    return dctx.stream_reader(_Chained(head, stream), read_across_frames=True)
-
-
-class _Chained(io.RawIOBase):
-    """`head` (bytes already read), then the rest of `stream`."""
-
-    def __init__(self, head: bytes, stream):
-        self.head, self.stream = head, stream
-
-    def readable(self):
-        return True
-
-    def readinto(self, b):
-        if self.head:
-            n = min(len(b), len(self.head))
-            b[:n], self.head = self.head[:n], self.head[n:]
-            return n
-        data = self.stream.read(len(b))
-        b[:len(data)] = data
-        return len(data)
+    return dctx.stream_reader(stream, read_across_frames=True)
 
 
 def iter_records(location: str, reader: str, limit: int, errors: list) -> Iterator[Record]:
