@@ -114,6 +114,7 @@ class Bench:
     def __init__(self, device: torch.device, peak: float | None, json_path: Path | None):
         self.device, self.peak, self.json_path, self.rows = device, peak, json_path, []
         self.flops: dict = {}  # (old layout?, batch) → model FLOPs of one train step
+        self.profiled = False
 
     def record(self, section: str, name: str, batch: int, seconds: float, flops: float | None = None,
                unit: str = "samples/s", **extra) -> dict:
@@ -174,6 +175,8 @@ def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, arg
         if old:
             from semantica.training.model import build_unet
             model.unet = build_unet(model_cfg, heads=old_heads)
+        if cfg.compile:  # a fresh, static compilation per batch (not a dynamic-shape recompile of the last)
+            torch._dynamo.reset()
         model = prepare_model(model, cfg, dev)
         state, loss_fn, k = make_state(model, cfg), new_loss(), [0]
 
@@ -192,14 +195,63 @@ def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, arg
                 b.flops[(old, batch)] = fc.get_total_flops()
         if count_only:
             return
+        reset_memory(dev)  # the peak of this variant, not of the eager model that counted its FLOPs
         t0 = time.perf_counter()
         step()  # the first step compiles under `compile`
         sync(dev)
         first = time.perf_counter() - t0
         sec = timed_rounds(step, dev, args.warmup, args.steps, args.rounds)
         b.record("train", name, batch, sec, b.flops[(old, batch)], first_step_s=round(first, 1))
+        if args.profile_steps and cfg.compile == (not args.smoke) and name == "fast" and not b.profiled:
+            b.profiled = True
+            profile_steps(step, dev, args.profile_steps)
         del state, model
     configure_backends(dataclasses.replace(cfgs[0][1], tf32=False), dev)
+
+
+KERNEL_KINDS = (  # kernel-name substrings → what the time went to (first match wins)
+    ("attention", ("flash", "fmha", "attention", "sdpa")),
+    ("optimizer+EMA", ("multi_tensor", "adam", "foreach", "fused_adam")),
+    ("conv (cuDNN)", ("conv", "cudnn", "implicit", "dgrad", "wgrad", "fprop", "xmma")),
+    ("matmul", ("gemm", "cutlass", "nvjet", "matmul", "cublas", "::mm", "addmm", "bmm")),
+    ("fused pointwise/norm (Triton)", ("triton",)),
+    ("copies", ("memcpy", "memset", "copy")),
+)
+
+
+def profile_steps(step, device: torch.device, n: int) -> None:
+    """Where a step's GPU time goes: kernel time by kind, the busiest kernels, and how busy the GPU was."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sync(device)
+    t0 = time.perf_counter()
+    with profile(activities=acts, record_shapes=True) as prof:
+        for _ in range(n):
+            step()
+        sync(device)
+    wall = time.perf_counter() - t0
+    key = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if (device.type != "cuda" or e.device_type.name == "CUDA")]
+    kinds: dict[str, float] = {}
+    for e in events:
+        low = e.key.lower()
+        kind = next((k for k, subs in KERNEL_KINDS if any(x in low for x in subs)), "other")
+        kinds[kind] = kinds.get(kind, 0.0) + getattr(e, key) / 1e6
+    busy = sum(kinds.values())
+    print(f"profile of {n} steps: wall {wall * 1e3:.0f} ms, kernel time {busy * 1e3:.0f} ms "
+          f"({busy / wall:.0%} of wall; under the profiler)", flush=True)
+    for kind, sec in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"  {kind:<32} {sec * 1e3 / n:9.1f} ms/step  {sec / max(busy, 1e-12):6.1%}", flush=True)
+    copies = [e for e in prof.key_averages(group_by_input_shape=True)
+              if e.device_type.name == "CPU" and e.key in ("aten::copy_", "aten::clone", "aten::contiguous",
+                                                           "aten::_to_copy")]
+    print("  host ops behind the copies (GPU ms/step, calls/step, input shapes):", flush=True)
+    for e in sorted(copies, key=lambda e: -e.device_time_total)[:12]:
+        print(f"    {e.device_time_total / 1e3 / n:8.1f}  {e.count // n:5d}  {e.key} {str(e.input_shapes)[:120]}",
+              flush=True)
+    print("  busiest kernels (ms/step, calls/step):", flush=True)
+    for e in sorted(events, key=lambda e: -getattr(e, key))[:15]:
+        print(f"    {getattr(e, key) / 1e3 / n:8.1f}  {e.count // n:5d}  {e.key[:110]}", flush=True)
 
 
 def bench_unet(b: Bench, model_cfg: ModelConfig, batch: int, n_tokens: int, enc_dim: int, args) -> None:
@@ -309,6 +361,11 @@ def main(argv=None) -> int:
                          "compiled train step at each batch, last because it compiles)")
     ap.add_argument("--compile-batches", type=lambda t: [int(x) for x in t.split(",")],
                     help="per-GPU batches of the compiled fast path, in this order (default: --batches, largest first)")
+    ap.add_argument("--variants", help="only these train variants, comma-separated (default all: "
+                    "shipped,heads,+cl,+opt,+ckpt,fast)")
+    ap.add_argument("--profile-steps", type=int, default=0,
+                    help="after the first compiled fast-path figure, trace this many steps with torch.profiler "
+                         "and print kernel time by kind (default 0: no trace)")
     ap.add_argument("--sample-images", type=int, default=128, help="images per sampling run (default 128)")
     ap.add_argument("--json", type=Path, help="append every row to this JSON-lines file as it is measured")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (tiny model, tiny encoder, batch 2), no "
@@ -340,6 +397,12 @@ def main(argv=None) -> int:
               f"{encoder.image_size} px", flush=True)
         n_tokens = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size, device=dev)).tokens.shape[1]
         variants = train_variants(settings.stages.train, args.smoke)
+        if args.variants:
+            wanted = args.variants.split(",")
+            unknown = sorted(set(wanted) - {v[0] for v in variants})
+            if unknown:
+                ap.error(f"--variants: unknown {unknown}; known: {[v[0] for v in variants]}")
+            variants = [v for v in variants if v[0] in wanted]
         for section in sections:
             try:
                 run_section(section, b, args, model_cfg, encoder, enc_path, n_tokens, variants, batches)
@@ -355,8 +418,9 @@ def run_section(section: str, b: Bench, args, model_cfg, encoder, enc_path, n_to
     if section == "encoder":
         bench_encoder(b, encoder, 4 if args.smoke else 256, args)
     elif section == "train":
+        eager = [v for v in variants if not v[1].compile]
         for batch in batches:  # every eager variant at the largest batch, the ends at the others
-            chosen = variants[:-1] if batch == max(batches) else [variants[0], variants[3]]
+            chosen = eager if batch == max(batches) else [v for v in eager if v[0] in ("shipped", "+opt")]
             bench_train(b, model_cfg, chosen if not args.smoke else variants, encoder, batch, args)
     elif section == "unet":
         bench_unet(b, model_cfg, max(batches), n_tokens, encoder.dim, args)
@@ -365,7 +429,7 @@ def run_section(section: str, b: Bench, args, model_cfg, encoder, enc_path, n_to
                        (2,) if args.smoke else (25, 50), args.rounds if args.smoke else 1)
     elif section == "compile" and not args.smoke:
         for batch in args.compile_batches or sorted(batches, reverse=True):
-            bench_train(b, model_cfg, [variants[-1]], encoder, batch, args)
+            bench_train(b, model_cfg, [v for v in variants if v[1].compile], encoder, batch, args)
 
 
 if __name__ == "__main__":

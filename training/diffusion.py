@@ -23,6 +23,15 @@ from diffusers.training_utils import compute_snr
 NUM_TRAIN_TIMESTEPS = 1000
 
 
+def host_to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A tensor drawn on the host, on `device` without making the host wait for the GPU.
+    A plain `.to("cuda")` of pageable memory synchronises the stream: three per step drained the
+    GPU's queue at every step. Through pinned memory the copy is queued like a kernel."""
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
 def make_scheduler() -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, beta_schedule="squaredcos_cap_v2",
                          prediction_type="v_prediction", clip_sample=False)
@@ -36,14 +45,16 @@ class VLoss:
 
     def __call__(self, f, x0: torch.Tensor, cond: dict, generator: torch.Generator) -> torch.Tensor:
         b = x0.shape[0]
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator).to(x0.device)
-        eps = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)   # 1. ε ~ N(0, I)
+        # drawn on the host with the step's generator (the same numbers on CPU and GPU, and on resume)
+        t = host_to_device(torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator),
+                           x0.device)
+        eps = host_to_device(torch.randn(x0.shape, generator=generator), x0.device).to(x0.dtype)  # 1. ε ~ N(0, I)
         x_t = self.scheduler.add_noise(x0, eps, t)                                  # 2. z_t = α_t x + σ_t ε
         v = self.scheduler.get_velocity(x0, eps, t)                                 # 3. v = α_t ε − σ_t x
         v_hat = f(x_t, t, **cond)                                                   # 4. v̂ = f(z_t, t, c)
         if not self.snr_gamma:
             return F.mse_loss(v_hat.float(), v.float())                             # 5. ‖v̂ − v‖²
-        snr = compute_snr(self.scheduler, t.cpu()).to(x0.device)                    # 5'. SNR_t = α_t²/σ_t²
+        snr = compute_snr(self.scheduler, t)                                        # 5'. SNR_t = α_t²/σ_t²
         w = snr.clamp(max=self.snr_gamma) / (snr + 1)                               #     min(SNR_t, γ)/(SNR_t + 1)
         per_sample = F.mse_loss(v_hat.float(), v.float(), reduction="none").mean((1, 2, 3))
         return (w * per_sample).mean()

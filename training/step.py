@@ -12,7 +12,7 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from semantica.config import ModelConfig, TrainConfig
-from semantica.training.diffusion import VLoss, make_scheduler
+from semantica.training.diffusion import VLoss, host_to_device, make_scheduler
 from semantica.training.model import ConditionAdapter, Denoiser, build_unet
 
 
@@ -109,7 +109,7 @@ def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, t
     if cfg.channels_last:
         target = target.contiguous(memory_format=torch.channels_last)
     tokens = encoder(encoder.preprocess_tensor(cond)).tokens                  # frozen, no grad
-    drop = (torch.rand(cond.shape[0], generator=generator) < cfg.cond_dropout).to(device)
+    drop = host_to_device(torch.rand(cond.shape[0], generator=generator) < cfg.cond_dropout, device)
     use_bf16 = device.type == "cuda"
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
         loss = loss_fn(model, target, {"tokens": tokens, "drop": drop}, generator)
