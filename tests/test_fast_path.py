@@ -140,7 +140,7 @@ def test_bf16_sampling_stays_close_to_fp32(settings, encoder, tmp_path):
 
 
 def test_bench_gpu_smoke_runs_every_section():
-    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"), "--smoke"],
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_gpu.py"), "--smoke", "--profile-steps", "1"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = out.stdout.split("summary")[-1]
@@ -148,6 +148,7 @@ def test_bench_gpu_smoke_runs_every_section():
                 "sampling  2 steps, bf16 weights"):
         assert row in summary, out.stdout[-3000:]
     assert "failed" not in out.stdout
+    assert "profile of 1 steps" in out.stdout and "host ops behind the copies" in out.stdout, out.stdout[-3000:]
 
 
 def test_train_config_flag_names_pipelines_yaml_and_still_takes_a_model_name(tmp_path, caplog):
