@@ -23,6 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
 from semantica.config import DedupConfig, MineConfig, Settings
+from semantica.errors import UserError
 from semantica.outputs import mark_complete, prepare_output
 from semantica.mining import reasons as R
 from semantica.mining import schemas
@@ -288,8 +289,20 @@ def assemble(kv, cfg: MineConfig):
     page_url, grouped = kv
     pages = list(grouped["page"])
     if not pages:
+        # every result comes from a reference of a parsed page: results alone mean the runner
+        # delivered them apart from their page. Counted and written aside, never dropped silently.
+        n = sum(1 for _ in grouped["results"])
+        if n:
+            raise RuntimeError(f"{page_url}: {n} results arrived without their page")
         return
     results = {r["position"]: r for r in grouped["results"]}
+    lost = [ref["position"] for ref in pages[0]["refs"] if ref["status"] == R.KEPT and ref["position"] not in results]
+    if lost:  # every kept reference gets a result upstream: a missing one was lost between steps
+        yield count(RESULTS_LOST, len(lost))
+        error = RuntimeError(f"{page_url}: no result for reference position(s) {lost[:20]} (lost between steps)")
+        yield from failure_outputs(failure_row("assemble", error, warc_file=pages[0]["warc_file"],
+                                               warc_offset=pages[0]["warc_offset"], url=page_url))
+        return
     frequent = {r["image_id"] for r in results.values() if r.get("frequent")}
     rows, pairs, page_row = assemble_page(pages[0], results, frequent, cfg)
     status_counts = Counter(r["status"] for r in rows)
@@ -558,6 +571,13 @@ def build_pipeline(p: beam.Pipeline, locations: list[str], out, cfg: MineConfig,
      | "WriteStats" >> beam.io.WriteToText(f"{base}/_stats/stats", file_name_suffix=".jsonl", num_shards=1))
 
 
+RESULTS_LOST = "assemble:results_lost"  # references whose result never reached their page (stats.json: lost_results)
+
+
+class ResultsLost(UserError):
+    """The runner delivered fewer results than the pipeline produced: the output is incomplete."""
+
+
 def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
     """Flat counters → stats.json: records, pages, refs by status, drops by stage and reason, and the
     elements whose step raised (internal errors, by stage; their rows are in failures/)."""
@@ -586,6 +606,7 @@ def summarize_stats(counts: dict, seconds: float, inputs: int) -> dict:
         "pairs": counts.get("pairs", 0),
         "drops": {s: dict(sorted(r.items())) for s, r in sorted(drops.items())},
         "internal_errors": dict(sorted(internal.items())),
+        "lost_results": counts.get(RESULTS_LOST, 0),
     }
 
 
@@ -624,5 +645,12 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     _write_text(f"{out}/stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
     _write_text(f"{out}/settings.json", json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
     _write_text(f"{out}/inputs.txt", "\n".join(locations) + "\n")
+    if counts.get(RESULTS_LOST):  # the output is not what the input holds: never marked complete
+        raise ResultsLost(
+            f"{out}: the runner lost {counts[RESULTS_LOST]} reference results between steps "
+            f"({stats['internal_errors'].get('assemble', 0)} pages written to failures/ instead of pages/); the "
+            "output is left unmarked (no _SUCCESS). Seen with Beam's Python FnApiRunner (DirectRunner, "
+            "job_endpoint: embed) at direct_num_workers > 1 on ~1 GB per job: rerun with "
+            "--set profiles.<profile>.beam.direct_num_workers=1, or on Dataflow / Flink / Spark.")
     mark_complete(out)
     return stats

@@ -262,3 +262,25 @@ def test_the_fuzz_harness_nastiest_warcs_and_a_good_crawl_mine_as_the_good_crawl
         a = sorted((r for r in rows(tmp_path / "both", name) if good(r)), key=lambda r: tuple(r[k] for k in key))
         b = sorted(rows(tmp_path / "alone", name), key=lambda r: tuple(r[k] for k in key))
         assert a == b and b, name
+
+
+def test_results_lost_between_steps_leave_the_output_unmarked(mined, sample_web, sample_web_port, settings,
+                                                              tmp_path, monkeypatch):
+    """A runner that drops elements between steps (as Beam's Python FnApiRunner did with 2 workers on 1 GB,
+    README "Mining at crawl scale") is simulated by losing one downloaded URL's references after the
+    shuffle: the pages missing a result are written aside, the loss is counted, and the run fails
+    without _SUCCESS, so no later stage reads a partial output as complete."""
+    import semantica.mining.pipeline as pipeline
+    victim = _poison(mined)["download_image"]
+    real = pipeline.group_downloads
+    monkeypatch.setattr(pipeline, "group_downloads", lambda kv: [] if kv[0] == victim else real(kv))
+    out = tmp_path / "lossy"
+    with serve_sample_web(sample_web, port=sample_web_port), pytest.raises(pipeline.ResultsLost, match="lost 1 "):
+        run_mine(offline(settings), [str(sample_web / "warc")], out, allow_private=True,
+                 extra_options=["--direct_running_mode=in_memory"])
+    assert not (out / "_SUCCESS").exists()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["lost_results"] == 1 and stats["internal_errors"] == {"assemble": 1}
+    (failure,) = rows(out, "failures")
+    assert failure["stage"] == "assemble" and "lost between steps" in failure["message"]
+    assert stats["pages"]["parsed"] == len(rows(out, "pages")) + 1  # only the page that lost a result
