@@ -21,11 +21,14 @@ pics = load_pictures(sw_dir)
 judge = fit_shape_judge(sw, pics)
 print("judge", judge.accuracy, judge.shape_accuracy, judge.rejects, time.time() - t, flush=True)
 ref = write_reference(draw_pictures(sw, 8, seed=1), out / "reference")
-ev = run_evaluate(s, run, ref, out / "ev", judge=judge, shots=[8], repeats=2, guidance_scales=[0.0, 2.0, 4.0], overwrite=True)
+ev = run_evaluate(s.with_stage("evaluate", shots=[8], repeats=2, guidance_scales=[0.0, 2.0, 4.0]), run, ref, out / "ev",
+                  judge=judge, overwrite=True)
 for r in ev["guidance"]:
     print(r["guidance"], {k: r[k] for k in ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")})
 f = ev["few_shot"][0]
 print("few-shot k=8, 2 seeds:", {k: f[k] for k in ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")})
 inputs = _demo_inputs(sw_dir, out / "inputs", sw.num_topics)
-print(generate(run, inputs, 4, out / "variations", guidance=2.0, steps=25, seed=0))
+e = s.stages.evaluate  # as the demo generates
+print(generate(run, inputs, 4, out / "variations", guidance=e.guidance, steps=e.steps, scheduler=e.scheduler,
+               seed=e.seed, precision=e.precision))
 print("seconds", time.time() - t)

@@ -166,29 +166,16 @@ def _save_samples(folder: Path, names: list[str], samples: list[list]) -> None:
             img.save(sub / f"{i}.png")
 
 
-def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *, shots: Optional[Sequence[int]] = None,
-                 num_samples: Optional[int] = None, features: Optional[str] = None, repeats: Optional[int] = None,
-                 guidance: Optional[float] = None, guidance_scales: Optional[Sequence[float]] = None,
-                 steps: Optional[int] = None, scheduler: Optional[str] = None, seed: Optional[int] = None,
-                 encoder: Optional[str] = None, inception_weights: Optional[str] = None,
-                 max_reference: Optional[int] = None, per_class: Optional[bool] = None,
-                 overwrite: bool = False, judge=None) -> dict:
-    """`judge`: a TopicJudge (evaluation/classifier.py) for the labelled scores; by default, with a
+def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *, encoder: Optional[str] = None,
+                 max_reference: Optional[int] = None, overwrite: bool = False, judge=None) -> dict:
+    """Few-shot evaluation with `settings.stages.evaluate` (set its values with `--set` or `dataclasses.replace`).
+    `encoder`: the encoder of the encoder features, consistency and diversity (default: the model's own);
+    `judge`: a TopicJudge (evaluation/classifier.py) for the labelled scores; by default, with a
     labelled reference, one is trained on 3/4 of the reference and its accuracy measured on the rest."""
     import dataclasses
     from semantica.evaluation.report import write_report
     t0 = time.perf_counter()
-    ev = settings.stages.evaluate
-    changes = {k: v for k, v in dict(shots=tuple(shots) if shots is not None else None, num_samples=num_samples,
-                                     features=features, repeats=repeats, guidance=guidance,
-                                     guidance_scales=tuple(guidance_scales) if guidance_scales is not None else None,
-                                     steps=steps, scheduler=scheduler, seed=seed,
-                                     inception_weights=inception_weights, per_class=per_class).items()
-               if v is not None}
-    ev = dataclasses.replace(ev, **changes)
-    if ev.num_samples < 4 or ev.repeats < 1 or not ev.shots or any(k < 1 for k in ev.shots):
-        raise UserError(f"evaluate: num_samples ≥ 4, repeats ≥ 1 and shots ≥ 1 needed "
-                        f"(got {ev.num_samples}, {ev.repeats}, {list(ev.shots)})")
+    ev = settings.stages.evaluate  # num_samples ≥ 4, repeats ≥ 1, shots ≥ 1: checked by EvaluateConfig
     out = Path(out)
     prepare_output(out, overwrite)
     pipe = load_pipeline(model, precision=ev.precision)

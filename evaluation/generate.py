@@ -39,8 +39,10 @@ def grid(rows: Sequence[Sequence[Image.Image]], cell: int = 96, gap: int = 4) ->
     return sheet
 
 
-def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, guidance: float = 2.0, steps: int = 25,
-             scheduler: Optional[str] = None, seed: int = 0, precision: str = "auto") -> Path:
+def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, *, guidance: float, steps: int, seed: int,
+             scheduler: Optional[str] = None, precision: str = "auto") -> Path:
+    """`num` variations of each input. guidance, steps and seed have no defaults here: callers pass
+    stages.evaluate's (pipelines.yaml); scheduler None keeps the pipeline's own."""
     images = []
     for p in inputs:
         try:

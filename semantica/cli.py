@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "shell), folders, s3:// gs:// https:// URLs, .txt/.paths(.gz) listings, or "
                          "cc:CC-MAIN-YYYY-WW[:START-END]; several after one flag, or the flag repeated")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
-    sp.add_argument("--allow-private-network", action="store_true",
-                    help="let downloads reach loopback / private addresses (tests and the demo)")
+    sp.add_argument("--allow-private-network", action="store_true", default=None,
+                    help="let downloads reach loopback / private addresses (tests and the demo; "
+                         "stages.mine.download.allow_private_network)")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
     sp.add_argument("--seed", type=int, help="seed of pair sampling (stages.mine.seed)")
     sp.add_argument("--no-download", dest="download", action="store_false", default=None,
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output of `semantica filter`, `mine` or `publish`")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="RUN_DIR")
     sp.add_argument("--model", dest="model_config", metavar="MODEL", help="model config of pipelines.yaml "
-                    "(tiny | base64; default: the profile's)")
+                    "(tiny | base64; default: the profile's, profiles.P.model)")
     sp.add_argument("--config", dest="train_config", metavar="PATH_OR_MODEL",
                     help="pipelines.yaml, as for every command (a model config name here is deprecated: use --model)")
     sp.add_argument("--encoder", help="hub id or local directory (stages.train.encoder)")
@@ -138,10 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--input", "-i", dest="inputs", type=Path, nargs="+", required=True, metavar="IMG")
     sp.add_argument("--num", type=int, default=4, metavar="K", help="variations per input (default 4)")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
-    sp.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (0: unconditional)")
+    sp.add_argument("--guidance", type=float, help="classifier-free guidance scale (0: unconditional; "
+                    "stages.evaluate.guidance)")
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, help="stages.evaluate.seed")
     sp.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="sampling weights: auto = bf16 on a GPU, "
                     "fp32 on CPU (stages.evaluate.precision)")
 
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-download", dest="download", action="store_false", default=None,
                     help="as for `semantica mine`")
     sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
-    sp.add_argument("--allow-private-network", action="store_true", help="as for `semantica mine`")
+    sp.add_argument("--allow-private-network", action="store_true", default=None, help="as for `semantica mine`")
     sp.add_argument("--reference", type=Path, metavar="FOLDER_OR_PARQUET",
                     help="also evaluate the trained model against this reference set (as `semantica evaluate`)")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR's stage folders")
@@ -201,21 +203,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Per-command flags that set a pipelines.yaml value: shorthands for `--set KEY=VALUE`, applied after
+# the --set flags (so they win); {profile} is the chosen profile. A flag left out (None) leaves the config's value.
+FLAG_KEYS: dict[str, dict[str, str]] = {
+    "sample-web": {"seed": "stages.sample_web.seed", "pages": "stages.sample_web.num_pages",
+                   "domains": "stages.sample_web.num_domains", "port": "stages.sample_web.port"},
+    "mine": {"seed": "stages.mine.seed", "download": "stages.mine.download.enabled",
+             "allow_private_network": "stages.mine.download.allow_private_network"},
+    "run": {"download": "stages.mine.download.enabled",
+            "allow_private_network": "stages.mine.download.allow_private_network"},
+    "filter": {"encoder": "stages.filter.encoder", "low": "stages.filter.low", "high": "stages.filter.high"},
+    "train": {"encoder": "stages.train.encoder", "max_steps": "stages.train.max_steps", "seed": "stages.train.seed",
+              "model_config": "profiles.{profile}.model", "num_workers": "profiles.{profile}.ray.num_workers"},
+    "generate": {f: f"stages.evaluate.{f}" for f in ("guidance", "steps", "scheduler", "seed", "precision")},
+    "evaluate": {f: f"stages.evaluate.{f}" for f in (
+        "shots", "num_samples", "repeats", "features", "inception_weights", "guidance", "guidance_scales", "steps",
+        "scheduler", "seed", "per_class", "precision")},
+}
+
+
 def _overrides_from_flags(args: argparse.Namespace) -> list[str]:
-    """Per-command flags are shorthands for --set; they win over pipelines.yaml."""
-    mapping = {"mine": {"seed": "stages.mine.seed", "download": "stages.mine.download.enabled"},
-               "run": {"download": "stages.mine.download.enabled"},
-               "filter": {"low": "stages.filter.low", "high": "stages.filter.high"},
-               "generate": {"precision": "stages.evaluate.precision"},
-               "evaluate": {"precision": "stages.evaluate.precision"},
-               "sample-web": {"seed": "stages.sample_web.seed", "pages": "stages.sample_web.num_pages",
-                              "domains": "stages.sample_web.num_domains", "port": "stages.sample_web.port"}}
-    out = []
-    for flag, key in mapping.get(args.command, {}).items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            out.append(f"{key}={value}")
-    return out
+    """The command's flags as `--set` overrides (values as JSON, which YAML reads back as they were)."""
+    return [f"{key.format(profile=args.profile)}={json.dumps(value)}"
+            for flag, key in FLAG_KEYS.get(args.command, {}).items()
+            if (value := getattr(args, flag, None)) is not None]
 
 
 @command("sample-web")
@@ -250,8 +261,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 @command("mine")
 def _mine(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.mining.pipeline import run_mine
-    stats = run_mine(settings, args.inputs, args.output, overwrite=args.overwrite,
-                     allow_private=True if args.allow_private_network else None)
+    stats = run_mine(settings, args.inputs, args.output, overwrite=args.overwrite)
     print(f"{args.output}: {stats['pages']['parsed']} pages, {stats['refs']['total']} image references, "
           f"{stats['images']} images, {stats['pairs']} pairs in {stats['seconds']:.1f}s (see stats.json)")
     return 0
@@ -260,7 +270,7 @@ def _mine(args: argparse.Namespace, settings: Settings) -> int:
 @command("filter")
 def _filter(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.mining.semantic_filter import run_filter
-    stats = run_filter(settings, args.pairs, args.output, encoder=args.encoder, overwrite=args.overwrite)
+    stats = run_filter(settings, args.pairs, args.output, overwrite=args.overwrite)
     print(f"{args.output}: kept {stats['pairs_kept']} of {stats['pairs_in']} pairs in "
           f"[{stats['low']}, {stats['high']}] ({stats['drops']['filter']}) with {stats['encoder']}")
     if args.sweep:
@@ -283,8 +293,7 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 @command("train")
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.training.trainer import run_train
-    s = run_train(settings, args.pairs, args.output, encoder=args.encoder, max_steps=args.max_steps,
-                  num_workers=args.num_workers, seed=args.seed, model_name=args.model_config)
+    s = run_train(settings, args.pairs, args.output)
     print(f"{args.output}: {s['steps']} steps on {s['pairs']} pairs in {s['seconds']}s, final loss "
           f"{s['final_loss']:.4f}; pipeline: {s['pipeline']}")
     return 0
@@ -294,9 +303,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.evaluation.generate import generate
     ev = settings.stages.evaluate
-    path = generate(args.model, args.inputs, args.num, args.output, guidance=args.guidance,
-                    steps=args.steps or ev.steps, scheduler=args.scheduler or ev.scheduler, seed=args.seed,
-                    precision=ev.precision)
+    path = generate(args.model, args.inputs, args.num, args.output, guidance=ev.guidance, steps=ev.steps,
+                    scheduler=ev.scheduler, seed=ev.seed, precision=ev.precision)
     print(f"{args.output}: {len(args.inputs)} × {args.num} variations; grid: {path}")
     return 0
 
@@ -305,11 +313,8 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
 def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.evaluation.evaluate import run_evaluate
     from semantica.evaluation.report import summary_lines
-    m = run_evaluate(settings, args.model, args.reference, args.output, shots=args.shots, num_samples=args.num_samples,
-                     features=args.features, repeats=args.repeats, guidance=args.guidance,
-                     guidance_scales=args.guidance_scales, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
-                     encoder=args.encoder, inception_weights=args.inception_weights,
-                     max_reference=args.max_reference, per_class=args.per_class, overwrite=args.overwrite)
+    m = run_evaluate(settings, args.model, args.reference, args.output, encoder=args.encoder,
+                     max_reference=args.max_reference, overwrite=args.overwrite)
     for line in summary_lines(m):
         print(line)
     print(f"{args.output}: metrics.json, report.html ({m['features']} features, {m['seconds']}s)")
@@ -332,8 +337,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     settings.dump(out / "settings.json")
-    stats = run_mine(settings, args.inputs, out / "mined", overwrite=args.overwrite,
-                     allow_private=True if args.allow_private_network else None)
+    stats = run_mine(settings, args.inputs, out / "mined", overwrite=args.overwrite)
     print(f"{out / 'mined'}: {stats['images']} images, {stats['pairs']} pairs")
     f = run_filter(settings, out / "mined", out / "filtered", overwrite=args.overwrite)
     print(f"{out / 'filtered'}: kept {f['pairs_kept']} of {f['pairs_in']} pairs")

@@ -107,9 +107,9 @@ def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
     t = time.perf_counter()
     log.info("[7/%d] generate variations → %s", steps, out / "variations")
     inputs = _demo_inputs(out / "sample-web", out / "inputs", sw.num_topics)
-    grid_path = generate(out / "run", inputs, 4, out / "variations", guidance=2.0,
-                         steps=settings.stages.evaluate.steps, scheduler=settings.stages.evaluate.scheduler,
-                         seed=settings.stages.evaluate.seed)
+    ev_cfg = settings.stages.evaluate
+    grid_path = generate(out / "run", inputs, 4, out / "variations", guidance=ev_cfg.guidance, steps=ev_cfg.steps,
+                         scheduler=ev_cfg.scheduler, seed=ev_cfg.seed, precision=ev_cfg.precision)
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()

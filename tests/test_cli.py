@@ -94,3 +94,26 @@ def test_run_goes_from_warcs_to_an_evaluation(sample_web, sample_web_port, tiny_
                   "evaluation/metrics.json", "evaluation/report.html"):
         assert (tmp_path / "all" / stage).exists(), stage
     assert "k=1:" in out
+
+
+def test_flags_are_set_overrides():
+    """A flag that sets a pipelines.yaml value is `--set KEY=VALUE` and has no default of its own."""
+    from conftest import REPO
+    from semantica.cli import FLAG_KEYS, _overrides_from_flags
+    from semantica.config import load_settings
+    yaml_path, parser = REPO / "pipelines.yaml", build_parser()
+    args = parser.parse_args(["evaluate", "--model", "m", "--reference", "r", "-o", "o", "--guidance", "3",
+                              "--shots", "1,3", "--inception-weights", "w: 1.pt", "--no-per-class"])
+    flags = load_settings(yaml_path, "local", _overrides_from_flags(args)).stages.evaluate
+    sets = load_settings(yaml_path, "local", ["stages.evaluate.guidance=3", "stages.evaluate.shots=[1, 3]",
+                                              "stages.evaluate.inception_weights='w: 1.pt'",
+                                              "stages.evaluate.per_class=false"]).stages.evaluate
+    assert flags == sets and flags.guidance == 3.0
+    train = parser.parse_args(["--profile", "dataflow", "train", "--pairs", "p", "-o", "o", "--num-workers", "2",
+                               "--model", "tiny", "--encoder", "123"])
+    s = load_settings(yaml_path, "dataflow", _overrides_from_flags(train))
+    assert (s.profile.ray.num_workers, s.model, s.stages.train.encoder) == (2, s.models["tiny"], "123")
+    commands = parser._subparsers._group_actions[0].choices
+    for name, keys in FLAG_KEYS.items():  # left out: pipelines.yaml's value, not one written in the parser
+        defaults = {a.dest: a.default for a in commands[name]._actions}
+        assert all(defaults[flag] is None for flag in keys), name

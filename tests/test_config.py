@@ -1,6 +1,7 @@
 """pipelines.yaml loads into typed settings; every mistake names file, key path and value."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pytest
@@ -95,3 +96,12 @@ def test_default_path_prefers_env(tmp_path, monkeypatch):
     monkeypatch.delenv("SEMANTICA_CONFIG")
     monkeypatch.chdir(tmp_path)
     assert default_config_path().name == "pipelines.yaml"  # the checkout's copy
+
+
+def test_a_replaced_section_is_validated_as_loading_validates_it():
+    s = load_settings(YAML, "local")
+    assert s.with_stage("evaluate", shots=[2], guidance=1).stages.evaluate.shots == (2,)  # YAML's list, an int
+    with pytest.raises(ValueError, match="num_samples"):
+        dataclasses.replace(s.stages.evaluate, num_samples=2)
+    with pytest.raises(ValueError, match="valid integer"):
+        s.with_stage("train", max_steps="10")

@@ -161,10 +161,11 @@ def reference_folder(tmp_path_factory):
 
 
 def _evaluate(settings, model, reference, out, **kw):
+    """run_evaluate with stages.evaluate's values `kw` (over small ones, for speed)."""
     from semantica.evaluation.evaluate import run_evaluate
     args = dict(shots=[1, 2], num_samples=4, repeats=2, steps=2, guidance_scales=[0.0, 2.0])
     args.update(kw)
-    return run_evaluate(settings, model, reference, out, **args)
+    return run_evaluate(settings.with_stage("evaluate", **args), model, reference, out)
 
 
 def test_few_shot_loop_writes_metrics_report_and_is_deterministic(settings, untrained_pipeline, reference_folder,

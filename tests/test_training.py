@@ -62,8 +62,8 @@ def test_topic_transfer_after_the_demos_training(demo_run, settings, sample_web,
     from semantica.sample_web.topics import TopicClassifier, load_pictures, topic_transfer, write_reference
     pictures = load_pictures(sample_web)
     reference = write_reference(pictures, tmp_path / "reference")
-    run_evaluate(settings, demo_run[0], reference, tmp_path / "ev", shots=[8], num_samples=32, repeats=1,
-                 guidance_scales=[0.0, 2.0])
+    run_evaluate(settings.with_stage("evaluate", shots=[8], num_samples=32, repeats=1, guidance_scales=[0.0, 2.0]),
+                 demo_run[0], reference, tmp_path / "ev")
     tt = topic_transfer(TopicClassifier.fit(pictures), tmp_path / "ev" / "samples",
                         settings.stages.sample_web.num_topics)
     share = tt["share_by_guidance"]
