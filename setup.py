@@ -1,5 +1,5 @@
 # Metadata lives in setup.cfg. Beam's workers get semantica as a wheel built from a copy of the
-# source in a temporary folder (mining/portable.py), not through --setup_file, which would build an
+# source in a temporary folder (semantica/portable.py), not through --setup_file, which would build an
 # sdist inside the checkout.
 from setuptools import setup
 

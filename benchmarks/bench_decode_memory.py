@@ -89,7 +89,7 @@ def _status(key: str) -> int:
 def full_decode(data: bytes) -> str:
     """What decode_image did before its memory bound."""
     import imagehash
-    from semantica.mining.decode import to_rgb
+    from semantica.images import to_rgb
     img = Image.open(io.BytesIO(data))
     img.seek(0)
     img.load()

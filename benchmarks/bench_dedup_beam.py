@@ -174,7 +174,7 @@ def old_band_keys(phash: int, n_bands: int, max_distance: int) -> list[tuple]:
 # ----------------------------------------------------------------------------- the former chain (baseline)
 def old_near_pairs(bucket, max_distance: int):
     """The former near_pairs: (image id, pHash) items, `hamming` per pair."""
-    from semantica.mining.decode import hamming
+    from semantica.images import hamming
     items = sorted(set(bucket))[:5000]
     for (a, ha), (b, hb) in itertools.combinations(items, 2):
         if a != b and hamming(ha, hb) <= max_distance:

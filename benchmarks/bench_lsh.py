@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 from semantica.config import load_settings  # noqa: E402
-from semantica.mining.decode import hamming, to_signed  # noqa: E402
+from semantica.images import hamming, to_signed  # noqa: E402
 from semantica.mining.dedup import MAX_BUCKET, band_keys, near_pairs  # noqa: E402
 
 

@@ -57,7 +57,8 @@ def main() -> None:
     import imagehash
     from PIL import Image
     from semantica.config import load_settings
-    from semantica.mining.decode import Decoded, decode_image, hamming, to_signed
+    from semantica.images import hamming, to_signed
+    from semantica.mining.decode import Decoded, decode_image
     cfg = load_settings(Path(__file__).resolve().parent.parent / "pipelines.yaml").stages.mine.decode
     print(_common.pin_one_core())
     rng = random.Random(args.seed)

@@ -134,7 +134,7 @@ def _decode_full(data: bytes, size: int):
     import io
     import numpy as np
     from PIL import Image
-    from semantica.mining.decode import to_rgb
+    from semantica.images import to_rgb
     img = to_rgb(Image.open(io.BytesIO(data)))
     w, h = img.size
     s = size / min(w, h)

@@ -13,9 +13,7 @@ are kept in memory shrunk to at most 320 px a side (above both encoders' 224 and
 """
 from __future__ import annotations
 
-import io
 import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -23,6 +21,7 @@ from typing import Optional
 from PIL import Image
 
 from semantica.errors import UserError
+from semantica.images import decode_rgb
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +44,9 @@ class Reference:
 
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:
-    from semantica.mining.decode import to_rgb
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > max_pixels:
-            raise ValueError(f"{img.width}×{img.height} exceeds {max_pixels} pixels")
-        img = to_rgb(img)
-        img.thumbnail((KEEP_SIZE, KEEP_SIZE), Image.BICUBIC)
-        return img
+    img = decode_rgb(data, max_pixels)  # refuses an image over max_pixels before decoding it
+    img.thumbnail((KEEP_SIZE, KEEP_SIZE), Image.BICUBIC)
+    return img
 
 
 def _parquet_files(path: Path) -> list[Path]:

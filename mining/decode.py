@@ -8,16 +8,14 @@ at a lower resolution level (OpenJPEG), any other format is refused: the others 
 not at all, so reducing after the decode would not lower the peak. Palette, alpha, CMYK, 16-bit, 32-bit and animated images are brought to
 RGB (transparency over white, the first frame of an animation), then grey, before the pHash
 (imagehash), so the same picture hashes the same whatever its encoding. A large image goes
-to grey a strip of rows at a time: no full-size RGB or RGBA copy (to_rgb costs up to 16
-bytes a pixel), and the same grey pixels, so the same hash, as converting it whole.
+to grey a strip of rows at a time: no full-size RGB or RGBA copy (to_rgb, semantica/images.py, costs
+up to 16 bytes a pixel), and the same grey pixels, so the same hash, as converting it whole.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import struct
-import warnings
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -26,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageMode, UnidentifiedImageError
 
 from semantica.config import DecodeConfig
+from semantica.images import TooManyPixels, bombs_refused, open_capped, to_rgb, to_signed
 from semantica.mining import reasons as R
 
 # The size is checked against our own limit first; Pillow's bomb check stays on behind it.
@@ -58,32 +57,6 @@ class DecodeFailure:
 
 def image_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
-
-
-def to_signed(h: int) -> int:
-    return h - (1 << 64) if h >= 1 << 63 else h
-
-
-def to_unsigned(h: int) -> int:
-    return h + (1 << 64) if h < 0 else h
-
-
-def to_rgb(img: Image.Image, value_max: Optional[float] = None) -> Image.Image:
-    """RGB for any mode. `value_max`: the largest value of a 32-bit (I, F) image, when `img` is a
-    strip of it (it scales to 0-255); by default the image's own."""
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if img.mode.startswith("I;16"):  # 16-bit grey: keep the high byte
-        return Image.fromarray((np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8), "L").convert("RGB")
-    if img.mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        top = arr.max() if value_max is None else value_max
-        arr /= max(top, 1)  # in place: the same values as arr / top * 255, without two more copies
-        arr *= 255
-        return Image.fromarray(np.clip(arr, 0, 255, out=arr).astype(np.uint8), "L").convert("RGB")
-    return img.convert("RGB")
 
 
 def to_grey(img: Image.Image) -> Image.Image:
@@ -140,12 +113,9 @@ def _fit_memory(img: Image.Image, fmt: str, budget: int) -> Optional[int]:
 
 def decode_image(data: bytes, cfg: DecodeConfig) -> Union[Decoded, DecodeFailure]:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+        with bombs_refused():
+            img = open_capped(data, cfg.max_pixels)
             w, h = img.size
-            if w * h > cfg.max_pixels:
-                return DecodeFailure(R.DEC_BOMB, f"{w}x{h} pixels > {cfg.max_pixels}")
             if min(w, h) < cfg.min_side:
                 return DecodeFailure(R.DEC_TOO_SMALL, f"{w}x{h} < {cfg.min_side}")
             fmt = (img.format or "").lower()
@@ -157,14 +127,10 @@ def decode_image(data: bytes, cfg: DecodeConfig) -> Union[Decoded, DecodeFailure
                                                    f"max_memory_mb {cfg.max_memory_mb}")
             img.load()
             phash = phash_int(to_grey(img))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (TooManyPixels, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return DecodeFailure(R.DEC_BOMB, str(e)[:200])
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError,
             TypeError, struct.error) as e:
         return DecodeFailure(R.DEC_CORRUPT, f"{type(e).__name__}: {e}"[:200])
     return Decoded(image_id=image_id(data), phash=to_signed(phash), width=w, height=h, format=fmt,
                    mode=img.mode, frames=frames)
-
-
-def hamming(a: int, b: int) -> int:
-    return bin(to_unsigned(a) ^ to_unsigned(b)).count("1")

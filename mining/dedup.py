@@ -25,8 +25,8 @@ import itertools
 import logging
 from typing import Iterable, Iterator
 
+from semantica.images import hamming
 from semantica.mining import reasons as R
-from semantica.mining.decode import hamming
 
 log = logging.getLogger(__name__)
 

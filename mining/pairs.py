@@ -13,7 +13,7 @@ import hashlib
 import random
 
 from semantica.config import PairsConfig
-from semantica.mining.decode import hamming
+from semantica.images import hamming
 
 
 def pair_id(page_url: str, cond_id: str, target_id: str) -> str:

@@ -9,26 +9,25 @@
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
 from collections import Counter
 from types import SimpleNamespace
-from typing import Iterator, Optional
+from typing import Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
+from semantica import schemas
+from semantica.beam import beam_options
+from semantica.beam_logs import beam_logs_to_file, log_path
 from semantica.config import DedupConfig, MineConfig, Settings
 from semantica.errors import UserError
 from semantica.outputs import mark_complete, prepare_output
 from semantica.mining import reasons as R
-from semantica.mining import schemas
 from semantica.mining.assemble import assemble_page
-from semantica.mining.beam_logs import beam_logs_to_file, log_path
 from semantica.mining.containment import Contained, contained, count, failure_outputs
 from semantica.mining.dedup import band_keys, is_frequent, key_layout, near_pairs, smallest_distinct, spread_add
 from semantica.mining.failures import INTERNAL_ERROR, failure_row, internal_error
@@ -532,30 +531,6 @@ class MinePairs(beam.PTransform):
         failures = tuple(r.failures for r in side) | "AllFailures" >> beam.Flatten()
         return {"refs": assembled.refs, "pairs": assembled.pairs, "pages": assembled.pages,
                 "images": images.images, "stats": stats, "failures": failures}
-
-
-def pipeline_options(settings: Settings, extra: Optional[list] = None) -> PipelineOptions:
-    """The profile's `beam:` mapping as explicit flags (never sys.argv). A run adds what its workers
-    need (a local worker pool's address, the staged package) through `beam_options`."""
-    flags = []
-    for k, v in settings.profile.beam.items():
-        if isinstance(v, bool):
-            if v:
-                flags.append(f"--{k}")
-        elif v != "":
-            flags.append(f"--{k}={v}")
-    return PipelineOptions(flags + list(extra or []))
-
-
-@contextlib.contextmanager
-def beam_options(settings: Settings, extra: Optional[list] = None) -> Iterator[PipelineOptions]:
-    """pipeline_options for one run, with what its workers need while the block runs (mining/portable.py):
-    the local SDK worker pool that `environment_config: local` names, started here and stopped after, on
-    failure too; or, for workers elsewhere with no `sdk_container_image`, semantica built as a wheel in a
-    temporary folder and staged with --extra_package (nothing is written to the checkout)."""
-    from semantica.mining.portable import runner_flags
-    with runner_flags(settings.profile.beam) as flags:
-        yield pipeline_options(settings, flags + list(extra or []))
 
 
 def build_pipeline(p: beam.Pipeline, locations: list[str], out, cfg: MineConfig, allow_private: bool) -> None:

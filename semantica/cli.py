@@ -269,12 +269,12 @@ def _mine(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("filter")
 def _filter(args: argparse.Namespace, settings: Settings) -> int:
-    from semantica.mining.semantic_filter import run_filter
+    from semantica.curation.filter import run_filter
     stats = run_filter(settings, args.pairs, args.output, overwrite=args.overwrite)
     print(f"{args.output}: kept {stats['pairs_kept']} of {stats['pairs_in']} pairs in "
           f"[{stats['low']}, {stats['high']}] ({stats['drops']['filter']}) with {stats['encoder']}")
     if args.sweep:
-        from semantica.mining.sweep import write_sweep
+        from semantica.curation.sweep import write_sweep
         path = write_sweep(settings.stages.filter, args.output)
         print(f"{path}: threshold sweep")
     return 0
@@ -282,7 +282,7 @@ def _filter(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("publish")
 def _publish(args: argparse.Namespace, settings: Settings) -> int:
-    from semantica.mining.publish import run_publish
+    from semantica.curation.publish import run_publish
     stats = run_publish(settings, args.pairs, args.output, opt_out_file=args.opt_out, overwrite=args.overwrite,
                         name=args.name)
     print(f"{args.output}: {stats['pairs']} pairs, {stats['images']} images published "
@@ -330,9 +330,9 @@ def _tiny_encoder(args: argparse.Namespace, settings: Settings) -> int:
 
 @command("run")
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from semantica.curation.filter import run_filter
+    from semantica.curation.publish import run_publish
     from semantica.mining.pipeline import run_mine
-    from semantica.mining.publish import run_publish
-    from semantica.mining.semantic_filter import run_filter
     from semantica.training.trainer import run_train
     out = args.output
     out.mkdir(parents=True, exist_ok=True)

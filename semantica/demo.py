@@ -48,10 +48,10 @@ def _demo_inputs(sample_web: Path, folder: Path, num_topics: int) -> list[Path]:
 
 
 def run_demo(settings: Settings, out: Path, overwrite: bool = False) -> int:
+    from semantica.curation.filter import run_filter
+    from semantica.curation.publish import run_publish
+    from semantica.curation.sweep import write_sweep
     from semantica.mining.pipeline import run_mine
-    from semantica.mining.publish import run_publish
-    from semantica.mining.semantic_filter import run_filter
-    from semantica.mining.sweep import write_sweep
     from semantica.evaluation.evaluate import run_evaluate
     from semantica.evaluation.generate import generate
     from semantica.evaluation.report import fmt, summary_lines, write_report

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from semantica.mining.beam_logs import beam_logs_to_file
+from semantica.beam_logs import beam_logs_to_file
 from semantica.mining.pipeline import run_mine
 
 from conftest import offline

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from semantica.errors import UserError
-from semantica.mining.publish import Patterns, run_publish
-from semantica.mining.semantic_filter import read_scored, run_filter
-from semantica.mining.sweep import write_sweep
+from semantica.curation.filter import read_scored, run_filter
+from semantica.curation.publish import Patterns, run_publish
+from semantica.curation.sweep import write_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +113,10 @@ def test_publish_round_trip_with_opt_out_and_safety(filtered, settings, tmp_path
     card = (pub / "README.md").read_text()
     assert "sample-pairs" in card and "opt-out list" in card and "test_filter_publish:unsafe_if_wide" in card
     assert f"| pairs | {stats['pairs']} |" in card
+    from huggingface_hub import DatasetCard
+    header = DatasetCard.load(pub / "README.md").data  # the YAML header, as the Hub reads it
+    assert {i["config_name"]: i["splits"][0]["num_examples"] for i in header.dataset_info} == \
+        {"pairs": stats["pairs"], "images": stats["images"]}
     for line in (pub / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ")
         assert hashlib.sha256((pub / name).read_bytes()).hexdigest() == digest

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from semantica.config import load_settings
 from semantica.errors import ConfigError
+from semantica.images import hamming, to_rgb, to_signed
 from semantica.mining import decode as D
 from semantica.mining import reasons as R
 
@@ -85,8 +86,8 @@ def _whole_image_phash(data: bytes) -> int:
         arr = np.asarray(img, dtype=np.float64)
         rgb = Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8), "L").convert("RGB")
     else:
-        rgb = D.to_rgb(img)
-    return D.to_signed(int(str(imagehash.phash(rgb)), 16))
+        rgb = to_rgb(img)
+    return to_signed(int(str(imagehash.phash(rgb)), 16))
 
 
 def test_phash_is_bit_identical_to_converting_the_whole_image(settings, monkeypatch):
@@ -96,7 +97,7 @@ def test_phash_is_bit_identical_to_converting_the_whole_image(settings, monkeypa
         got = D.decode_image(data, cfg)
         assert isinstance(got, D.Decoded), (name, got)
         assert got.phash == _whole_image_phash(data), name
-        assert got.phash not in (0, D.to_signed(1 << 63)), name  # a real picture, not a flat one
+        assert got.phash not in (0, to_signed(1 << 63)), name  # a real picture, not a flat one
 
 
 @pytest.mark.parametrize("fmt, scale", [("JPEG", 2), ("JPEG2000", 4)])
@@ -110,7 +111,7 @@ def test_a_jpeg_over_the_budget_is_decoded_at_reduced_size(fmt, scale, settings)
     assert isinstance(got, D.Decoded) and (got.width, got.height) == (2400, 1600)  # the size of the file
     full = D.decode_image(data, settings.stages.mine.decode)
     assert full.phash == _whole_image_phash(data)  # under the budget: decoded whole, hash unchanged
-    assert D.hamming(got.phash, full.phash) <= 4  # 1/2 or 1/4 scale: nearly the same picture
+    assert hamming(got.phash, full.phash) <= 4  # 1/2 or 1/4 scale: nearly the same picture
 
 
 def test_other_formats_over_the_budget_are_refused_naming_the_image(settings):

@@ -11,9 +11,10 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions
 
+from semantica.beam import pipeline_options
 from semantica.config import load_settings
 from semantica.errors import UserError
-from semantica.mining.pipeline import build_pipeline, pipeline_options
+from semantica.mining.pipeline import build_pipeline
 from semantica.mining.warc_io import iter_records, resolve_inputs
 
 from conftest import REPO

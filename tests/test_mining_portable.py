@@ -19,9 +19,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from semantica.beam import beam_options, pipeline_options
 from semantica.config import load_settings
-from semantica.mining.pipeline import beam_options, pipeline_options
-from semantica.mining.portable import needs_staging, worker_pool
+from semantica.portable import needs_staging, worker_pool
 from semantica.sample_web import serve_sample_web
 
 from conftest import REPO
@@ -118,7 +118,7 @@ def test_warc_file_is_the_absolute_location(mined_portable, sample_web):
 
 # ----------------------------------------------------------------------------- filtering through the portable path
 def test_portable_filter_equals_direct(mined, tiny_encoder, tmp_path):
-    from semantica.mining.semantic_filter import run_filter
+    from semantica.curation.filter import run_filter
     outs = {}
     for profile in ("local", "portable"):
         outs[profile] = tmp_path / profile
@@ -162,7 +162,7 @@ def test_worker_pool_and_its_workers_stop_when_the_run_fails(tmp_path):
 
 
 def test_worker_pool_exits_when_its_launcher_is_killed(tmp_path):
-    code = ("import os, sys, time\nfrom semantica.mining.portable import worker_pool\n"
+    code = ("import os, sys, time\nfrom semantica.portable import worker_pool\n"
             "with worker_pool() as address:\n    print(address, flush=True)\n    time.sleep(600)\n")
     launcher = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
@@ -212,7 +212,8 @@ def test_staging_for_remote_workers_leaves_the_checkout_unchanged(tmp_path):
         [wheel] = everything["extra_packages"]
         with zipfile.ZipFile(wheel) as z:
             names = set(z.namelist())
-        assert {"semantica/__init__.py", "semantica/mining/pipeline.py", "semantica/mining/portable.py",
+        assert {"semantica/__init__.py", "semantica/mining/pipeline.py", "semantica/portable.py",
+                "semantica/curation/publish.py", "semantica/curation/templates/dataset_card.md",
                 "semantica/training/trainer.py", "semantica/evaluation/evaluate.py"} <= names
         assert not any("__pycache__" in n for n in names)
         staged = Stager.create_job_resources(options, str(tmp_path), log_submission_env_dependencies=False)
@@ -256,7 +257,7 @@ def test_mining_imports_no_torch_transformers_ray_or_diffusers():
     code = ("import sys\nimport semantica.mining.pipeline\n"
             "import semantica.mining.extract, semantica.mining.warc_io, semantica.mining.html_refs, "
             "semantica.mining.prefilter, semantica.mining.resolve, semantica.mining.fetch, semantica.mining.decode, "
-            "semantica.mining.dedup, semantica.mining.pairs, semantica.mining.assemble, semantica.mining.portable\n"
+            "semantica.mining.dedup, semantica.mining.pairs, semantica.mining.assemble, semantica.portable\n"
             "import trafilatura, fastwarc.warc, warcio.archiveiterator\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers', 'ray', 'diffusers'}))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

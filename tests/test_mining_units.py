@@ -11,8 +11,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
+from semantica.images import hamming, to_signed
 from semantica.mining import reasons as R
-from semantica.mining.decode import Decoded, DecodeFailure, decode_image, hamming, to_signed
+from semantica.mining.decode import Decoded, DecodeFailure, decode_image
 from semantica.mining.dedup import band_keys, bands, near_pairs, page_dedup
 from semantica.mining.extract import process_warc
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, largest_candidate, parse_srcset

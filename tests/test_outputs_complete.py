@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_readers_refuse_a_folder_its_writer_did_not_finish(settings, tmp_path):
-    from semantica.mining.publish import run_publish
-    from semantica.mining.semantic_filter import run_filter
+    from semantica.curation.filter import run_filter
+    from semantica.curation.publish import run_publish
     from semantica.training.data import load_examples
     half = tmp_path / "half"
     for sub in ("pairs", "images"):

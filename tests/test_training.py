@@ -38,7 +38,7 @@ def _same(a, b) -> bool:
 @pytest.fixture(scope="module")
 def demo_run(settings, mined, tiny_encoder, tmp_path_factory):
     """The demo's training, as `semantica demo` runs it: filtered pairs, the local profile's train stage."""
-    from semantica.mining.semantic_filter import run_filter
+    from semantica.curation.filter import run_filter
     root = tmp_path_factory.mktemp("demo-run")
     run_filter(settings, mined, root / "filtered", encoder=str(tiny_encoder))
     summary = run_train(settings, root / "filtered", root / "run", encoder=str(tiny_encoder))

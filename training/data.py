@@ -52,7 +52,7 @@ def load_examples(pairs_dir: Path) -> pa.Table:
 
 def _decode(data: bytes, size: int) -> np.ndarray:
     """bytes → uint8 [size, size, 3]: the short side resized to `size`, centre crop."""
-    from semantica.mining.decode import to_rgb
+    from semantica.images import to_rgb
     img = Image.open(io.BytesIO(data))
     if img.format == "JPEG":  # decode in the DCT at 1/2-1/8 scale, never below `size`: web photos decode ~5x faster
         img.draft("RGB", (size, size))

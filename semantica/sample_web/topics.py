@@ -36,7 +36,7 @@ class Picture:
 
 def load_pictures(sample_web: Path) -> list[Picture]:
     """One image per content picture of a sample web (its full-size copy), with its topic."""
-    from semantica.mining.decode import to_rgb
+    from semantica.images import to_rgb
     from semantica.mining.warc_io import iter_records
     sample_web = Path(sample_web)
     assets_path = sample_web / "ground_truth" / "assets.parquet"

@@ -6,7 +6,7 @@ processes run the DoFns. Two things depend on where those workers are:
 
 - A profile whose `beam:` says `environment_type: EXTERNAL` and `environment_config: local`
   (the `portable` profile) runs them here: `worker_pool()` starts a pool of SDK worker
-  processes on 127.0.0.1 for the run (`python -m semantica.mining.portable`, this Python, in
+  processes on 127.0.0.1 for the run (`python -m semantica.portable`, this Python, in
   its own process group), and stops it and every worker it started afterwards, on failure
   too; a pool whose launcher died exits by itself. Its workers import semantica from this
   environment, so nothing is staged.
@@ -70,7 +70,7 @@ def runner_flags(beam: dict) -> Iterator[list[str]]:
 
 # ----------------------------------------------------------------------------- staging
 def source_root() -> Optional[Path]:
-    """The checkout semantica runs from (mining/ is `semantica.mining`), or None for an installed copy."""
+    """The checkout semantica runs from (this file is semantica/portable.py), or None for an installed copy."""
     root = Path(__file__).resolve().parent.parent
     return root if (root / "setup.cfg").is_file() and (root / "setup.py").is_file() else None
 
@@ -130,7 +130,7 @@ def _job_class():
             options = self.pipeline_options()
             runner = fn_runner.FnApiRunner(provision_info=self._provision_info)
             if not hasattr(runner, "_num_workers"):  # what run_pipeline sets from direct_num_workers
-                raise RuntimeError("this Beam's FnApiRunner has no _num_workers: semantica.mining.portable "
+                raise RuntimeError("this Beam's FnApiRunner has no _num_workers: semantica.portable "
                                    "needs updating")
             runner._num_workers = max(1, int(options.view_as(DirectOptions).direct_num_workers or 1))  # a string here
             return runner.run_via_runner_api(self._pipeline_proto, options)
@@ -144,7 +144,7 @@ def worker_pool(start_timeout_s: float = 120.0, stop_timeout_s: float = 20.0) ->
     """A pool of SDK worker processes on 127.0.0.1 for the block: yields its address (Beam's
     `environment_config` for `environment_type: EXTERNAL`). The pool and its workers are one process
     group, killed when the block ends however it ends."""
-    proc = subprocess.Popen([sys.executable, "-m", "semantica.mining.portable", str(os.getpid())],
+    proc = subprocess.Popen([sys.executable, "-m", "semantica.portable", str(os.getpid())],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], start_timeout_s)

@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
+from semantica import schemas
+from semantica.beam import beam_options
+from semantica.beam_logs import beam_logs_to_file, log_path
 from semantica.config import FilterConfig, Settings
 from semantica.errors import UserError
 from semantica.outputs import mark_complete, prepare_output, require_complete
-from semantica.mining import schemas
-from semantica.mining.beam_logs import beam_logs_to_file, log_path
-from semantica.mining.pipeline import beam_options
 
 log = logging.getLogger(__name__)
 KEPT, UNRELATED, COPY = "kept", "filter:unrelated", "filter:copy"
@@ -60,7 +60,7 @@ class Embed(beam.DoFn):
     def process(self, rows):
         import io
         from PIL import Image
-        from semantica.mining.decode import to_rgb
+        from semantica.images import to_rgb
         images = [to_rgb(Image.open(io.BytesIO(r["bytes"]))) for r in rows]
         emb = self.encoder.embed_pil(images, batch_size=len(images)).cpu().numpy().astype(np.float16)
         Metrics.counter("semantica.filter", "images_embedded").inc(len(rows))

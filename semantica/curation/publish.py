@@ -32,8 +32,8 @@ from PIL import Image
 
 from semantica.config import PublishConfig, Settings
 from semantica.errors import UserError
+from semantica.images import hamming, to_rgb, to_signed
 from semantica.outputs import mark_complete, prepare_output, require_complete
-from semantica.mining.decode import hamming, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,6 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
         line = line.strip()
         if line and not line.startswith("#"):
             try:
-                from semantica.mining.decode import to_signed
                 phash_block.append(to_signed(int(line, 16)))
             except ValueError:
                 raise UserError(f"{cfg.phash_blocklist}:{i}: {line!r} is not a 16-digit hex pHash") from None
@@ -223,7 +222,7 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
              "phash_blocklist_hashes": len(phash_block), "safety_classifier": cfg.safety_classifier,
              "sources": sources, "upstream": {k: upstream.get(k) for k in ("encoder", "low", "high", "drops")}}
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    from semantica.mining.dataset_card import write_card
+    from semantica.curation.dataset_card import write_card
     write_card(out, stats, settings, pair_schema, image_schema)
     files += [out / "README.md", out / "stats.json"]
     sums = [f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.relative_to(out)}" for f in sorted(files)]

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from semantica.config import FilterConfig
-from semantica.mining.semantic_filter import read_scored
+from semantica.curation.filter import read_scored
 
 THUMB = 64
 
@@ -41,7 +41,7 @@ def sweep_table(rows: list[dict], lows, highs) -> list[dict]:
 
 
 def _thumb(data: bytes) -> str:
-    from semantica.mining.decode import to_rgb
+    from semantica.images import to_rgb
     img = to_rgb(Image.open(io.BytesIO(data)))
     img.thumbnail((THUMB, THUMB))
     buf = io.BytesIO()

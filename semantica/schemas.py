@@ -1,5 +1,5 @@
 """The declared Parquet schemas of the mining outputs (one row per page / reference / image / pair /
-failure)."""
+failure): the files the later stages read (curation: images/ and pairs/, whose columns it keeps)."""
 import pyarrow as pa
 
 PAGES = pa.schema([
