@@ -297,16 +297,16 @@ def bench_sampling(b: Bench, model_cfg: ModelConfig, enc_path: Path, n_tokens: i
     from diffusers import DDIMScheduler
     from PIL import Image
     from semantica.training.diffusion import make_scheduler
-    from semantica.training.model import ConditionAdapter
-    from semantica.training.pipeline import SemanticaPipeline
+    from semantica.pipeline import SemanticaPipeline
     dev = b.device
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # torch's fp32 default
     torch.manual_seed(0)
     model = build_model(model_cfg, enc_dim, n_tokens, 0)
     with torch.no_grad():  # a non-zero null condition, as after training
         model.adapter.null.normal_()
-    pipe = SemanticaPipeline(unet=model.unet.eval(), adapter=model.adapter.eval(),
-                             scheduler=DDIMScheduler.from_config(make_scheduler().config), encoder=str(enc_path))
+    enc = load_encoder(str(enc_path), device="cpu")  # fp32; `pipe.to(dev, dtype)` moves and casts it with the rest
+    pipe = SemanticaPipeline(image_encoder=enc.model, feature_extractor=enc.processor, unet=model.unet.eval(),
+                             adapter=model.adapter.eval(), scheduler=DDIMScheduler.from_config(make_scheduler().config))
     pipe.set_progress_bar_config(disable=True)
     images = [Image.new("RGB", (96, 96), (40 * i % 255, 90, 160)) for i in range(4)]
     counts = [n_images // 4] * 4
@@ -321,7 +321,7 @@ def bench_sampling(b: Bench, model_cfg: ModelConfig, enc_path: Path, n_tokens: i
                     return pipe(images, num_variations=counts, guidance_scale=2.0, num_inference_steps=n_steps,
                                 seed=0, output_type="pt", batch_size=n_images)
 
-            run(2)  # warm-up: kernels, cuDNN and cuBLAS handles, the encoder's first load
+            run(2)  # warm-up: kernels, cuDNN and cuBLAS handles
             sec = timed_rounds(lambda: run(steps), dev, warmup=0, steps=1, rounds=rounds)
             b.record("sampling", f"{steps} steps, {name}", n_images, sec, unit="images/s")
 

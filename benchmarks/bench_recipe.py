@@ -113,14 +113,15 @@ def train(settings, name, encoder, data, steps: int, seed: int):
     return state.model
 
 
-def score(model, encoder_path: str, encoder, reference, judge, ev, guidance: float, seed: int) -> dict:
+def score(model, encoder, reference, judge, ev, guidance: float, seed: int) -> dict:
     from diffusers import DDIMScheduler
     from semantica.evaluation.evaluate import Evaluator
     from semantica.evaluation.features import load_features
+    from semantica.pipeline import SemanticaPipeline
     from semantica.training.diffusion import make_scheduler
-    from semantica.training.pipeline import SemanticaPipeline
-    pipe = SemanticaPipeline(unet=model.unet.eval(), adapter=model.adapter.eval(),
-                             scheduler=DDIMScheduler.from_config(make_scheduler().config), encoder=encoder_path)
+    pipe = SemanticaPipeline(image_encoder=encoder.model, feature_extractor=encoder.processor,
+                             unet=model.unet.eval(), adapter=model.adapter.eval(),
+                             scheduler=DDIMScheduler.from_config(make_scheduler().config))
     ev = dataclasses.replace(ev, num_samples=4 * 2 * len(set(reference.labels)))
     evaluator = Evaluator(pipe, reference, load_features("encoder", encoder), encoder, ev, judge=judge)
     rng = np.random.default_rng(seed)
@@ -166,8 +167,7 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             model = train(settings, n, encoder, data, steps[n], seed)
             t_train = time.perf_counter() - t
-            scores, _, _ = score(model, enc_path, encoder, reference, judge, settings.stages.evaluate, args.guidance,
-                                 seed)
+            scores, _, _ = score(model, encoder, reference, judge, settings.stages.evaluate, args.guidance, seed)
             rows[n].append(scores)
             print(f"seed {seed} {n}: train {t_train:.0f}s, " + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS),
                   flush=True)

@@ -45,7 +45,7 @@ def main() -> None:
     from semantica.encoders import load_encoder
     from semantica.tiny_encoder import build_tiny_encoder
     from semantica.training.diffusion import make_scheduler
-    from semantica.training.pipeline import SemanticaPipeline
+    from semantica.pipeline import SemanticaPipeline
     from semantica.training.step import build_model
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -62,14 +62,14 @@ def main() -> None:
         for size in args.sizes:
             cfg = dataclasses.replace(settings.models[args.model], resolution=size)
             model = build_model(cfg, enc.dim, n_tokens, seed=0).to(device).eval()
-            pipe = SemanticaPipeline(unet=model.unet, adapter=model.adapter,
-                                     scheduler=DDIMScheduler.from_config(make_scheduler().config),
-                                     encoder=str(enc_dir)).to(device)
-            pipe._encoder = enc
+            pipe = SemanticaPipeline(image_encoder=enc.model, feature_extractor=enc.processor, unet=model.unet,
+                                     adapter=model.adapter,
+                                     scheduler=DDIMScheduler.from_config(make_scheduler().config)).to(device)
             sched = DDIMScheduler.from_config(make_scheduler().config)
 
             def ours(steps: int) -> list:
-                return pipe(conds, num_variations=per_cond, guidance_scale=guidance, num_inference_steps=steps, seed=0)
+                return pipe(conds, num_variations=per_cond, guidance_scale=guidance, num_inference_steps=steps,
+                            seed=0).images
 
             @torch.no_grad()
             def baseline(steps: int) -> list:

@@ -89,7 +89,7 @@ class Evaluator:
     def sample(self, cond: Sequence[int], guidance: float, seed: int) -> list[list]:
         counts = split_evenly(self.ev.num_samples, len(cond))
         return self.pipe([self.ref.images[i] for i in cond], num_variations=counts, guidance_scale=guidance,
-                         num_inference_steps=self.ev.steps, seed=seed)
+                         num_inference_steps=self.ev.steps, seed=seed).images
 
     def score(self, cond: Sequence[int], samples: list[list], seed: int) -> dict:
         flat = [im for group in samples for im in group]

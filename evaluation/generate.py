@@ -15,9 +15,10 @@ log = logging.getLogger(__name__)
 
 def load_pipeline(model: Path, device: Optional[str] = None, precision: str = "auto"):
     """A training run (RUN_DIR/pipeline) or an exported pipeline folder, on the GPU when there is one.
-    precision: "auto" loads bf16 weights on a GPU and fp32 on CPU (where bf16 is no faster); "bf16", "fp32"."""
+    precision: "auto" loads bf16 weights on a GPU and fp32 on CPU (where bf16 is no faster); "bf16", "fp32".
+    Every model of the pipeline, its frozen encoder included, gets that dtype and device."""
     import torch
-    from semantica.training.pipeline import SemanticaPipeline
+    from semantica.pipeline import SemanticaPipeline
     model = Path(model)
     folder = model / "pipeline" if (model / "pipeline" / "model_index.json").exists() else model
     if not (folder / "model_index.json").exists():
@@ -58,7 +59,8 @@ def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, *, guidan
             pipe.set_scheduler(scheduler)
         except ValueError as e:
             raise UserError(f"--scheduler: {e}") from None
-    variations = pipe(images, num_variations=num, guidance_scale=guidance, num_inference_steps=steps, seed=seed)
+    variations = pipe(images, num_variations=num, guidance_scale=guidance, num_inference_steps=steps,
+                      seed=seed).images
     out = Path(out)
     rows = []
     for stem, src, outs in zip(stems, images, variations):

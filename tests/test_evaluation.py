@@ -135,16 +135,16 @@ def untrained_pipeline(settings, tiny_encoder, tmp_path_factory):
     """A tiny SemanticaPipeline straight from its config (no training): the loop, not the quality."""
     from diffusers import DDIMScheduler
     from semantica.encoders import load_encoder
+    from semantica.pipeline import SemanticaPipeline
     from semantica.training.diffusion import make_scheduler
-    from semantica.training.pipeline import SemanticaPipeline
     from semantica.training.step import build_model
     enc = load_encoder(str(tiny_encoder), device="cpu")
     tokens = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens.shape[1]
     model = build_model(settings.models["tiny"], enc.dim, tokens, seed=0)
     out = tmp_path_factory.mktemp("untrained") / "pipeline"
-    SemanticaPipeline(unet=model.unet.eval(), adapter=model.adapter.eval(),
-                      scheduler=DDIMScheduler.from_config(make_scheduler().config),
-                      encoder=str(tiny_encoder)).save_pretrained(out)
+    SemanticaPipeline(image_encoder=enc.model, feature_extractor=enc.processor, unet=model.unet.eval(),
+                      adapter=model.adapter.eval(),
+                      scheduler=DDIMScheduler.from_config(make_scheduler().config)).save_pretrained(out)
     return out
 
 

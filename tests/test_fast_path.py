@@ -106,32 +106,36 @@ def test_fast_path_settings_leave_the_maths_unchanged(settings, encoder):
 
 
 def test_bf16_sampling_stays_close_to_fp32(settings, encoder, tmp_path):
-    """bf16 weights (`pipe.to(torch.bfloat16)`, `load_pipeline(precision="bf16")`, i.e. `from_pretrained(dtype=…)`)
-    and fp32 under bf16 autocast give the fp32 images of a seed within 0.01 mean absolute difference on [0, 1]
-    (2.5 of 256 grey levels) and 0.1 at worst; measured: 0.0013 and 0.012 at 8 steps, 0.0007 and 0.006 at 25.
-    Why not closer: bf16 keeps 8 significant bits (relative rounding 2^-9) and the UNet rounds at every layer;
-    the sampler's own arithmetic stays fp32, so errors do not compound through x. Another seed differs by ~0.4."""
+    """bf16 weights (`pipe.to(torch.bfloat16)`, `load_pipeline(precision="bf16")`, i.e. `from_pretrained(dtype=…)`;
+    the encoder, a component of the pipeline, is cast too) and fp32 under bf16 autocast give the fp32 images of a
+    seed within 0.01 mean absolute difference on [0, 1] (2.5 of 256 grey levels) and 0.1 at worst; measured:
+    0.0013 and 0.012 at 8 steps, as when the encoder stayed fp32 (0.0007 and 0.006 at 25 then). Why not closer:
+    bf16 keeps 8 significant bits (relative rounding 2^-9) and the UNet rounds at every layer; the sampler's own
+    arithmetic stays fp32, so errors do not compound through x. Another seed differs by ~0.4."""
     from diffusers import DDIMScheduler
+    from semantica.encoders import load_encoder
     from semantica.evaluation.generate import load_pipeline
+    from semantica.pipeline import SemanticaPipeline
     from semantica.training.diffusion import make_scheduler
-    from semantica.training.pipeline import SemanticaPipeline
     model = _grads(settings, encoder, settings.stages.train)[0]
     with torch.no_grad():
         model.adapter.null.normal_(generator=torch.Generator().manual_seed(0))
-    pipe = SemanticaPipeline(unet=model.unet.eval(), adapter=model.adapter.eval(), encoder=encoder.name,
-                             scheduler=DDIMScheduler.from_config(make_scheduler().config))
+    own = load_encoder(encoder.name, device="cpu")  # the pipeline's own copy: `pipe.to` below casts it
+    pipe = SemanticaPipeline(image_encoder=own.model, feature_extractor=own.processor, unet=model.unet.eval(),
+                             adapter=model.adapter.eval(), scheduler=DDIMScheduler.from_config(make_scheduler().config))
     pipe.save_pretrained(tmp_path / "pipe")
     img = Image.new("RGB", (40, 40), (200, 30, 30))
     kw = dict(num_variations=2, num_inference_steps=8, seed=3, output_type="pt", guidance_scale=2.0)
-    ref = torch.stack(pipe([img], **kw)[0])
-    other_seed = torch.stack(pipe([img], **{**kw, "seed": 4})[0])
+    ref = pipe([img], **kw).images[0]
+    other_seed = pipe([img], **{**kw, "seed": 4}).images[0]
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        autocast = torch.stack(pipe([img], **kw)[0])
+        autocast = pipe([img], **kw).images[0]
     loaded = load_pipeline(tmp_path / "pipe", device="cpu", precision="bf16")
-    assert loaded.unet.dtype == loaded.adapter.dtype == torch.bfloat16
-    assert load_pipeline(tmp_path / "pipe", device="cpu").unet.dtype == torch.float32  # auto on CPU: fp32
-    from_loaded = torch.stack(loaded([img], **kw)[0])
-    cast = torch.stack(pipe.to(torch.bfloat16)([img], **kw)[0])
+    assert loaded.unet.dtype == loaded.adapter.dtype == loaded.image_encoder.dtype == torch.bfloat16
+    assert load_pipeline(tmp_path / "pipe", device="cpu").image_encoder.dtype == torch.float32  # auto on CPU: fp32
+    from_loaded = loaded([img], **kw).images[0]
+    cast = pipe.to(torch.bfloat16)([img], **kw).images[0]
+    assert {p.dtype for p in pipe.image_encoder.parameters()} == {torch.bfloat16}  # `to` moves the encoder too
     assert cast.dtype == torch.float32 and torch.isfinite(cast).all()
     for out in (autocast, from_loaded, cast):
         diff = (out - ref).abs()

@@ -98,16 +98,20 @@ def test_two_workers_keep_identical_weights(mined, tiny_encoder, train_settings,
 
 def test_export_loads_back_with_the_same_outputs(mined, tiny_encoder, train_settings, tmp_path):
     from PIL import Image
-    from semantica.training.pipeline import SemanticaPipeline
+    from semantica.pipeline import SemanticaPipeline
     run_train(train_settings, mined, tmp_path / "r", encoder=str(tiny_encoder), max_steps=10)
     pipe_dir = tmp_path / "r" / "pipeline"
     assert not list(pipe_dir.rglob("*.bin")) and not list(pipe_dir.rglob("*.pt"))  # safetensors only
+    index = json.loads((pipe_dir / "model_index.json").read_text())
+    # the encoder and its processor are saved with the pipeline; the adapter's class is in the shared module
+    assert index["adapter"] == ["semantica.models", "ConditionAdapter"] and index["image_encoder"][1] == "Dinov2Model"
+    assert (pipe_dir / "image_encoder" / "model.safetensors").exists() and "encoder" not in index
     img = Image.new("RGB", (40, 40), (200, 30, 30))
     a = SemanticaPipeline.from_pretrained(pipe_dir)([img], num_variations=2, num_inference_steps=4, seed=3,
-                                                    output_type="pt")
+                                                    output_type="pt").images
     b = SemanticaPipeline.from_pretrained(pipe_dir)([img], num_variations=2, num_inference_steps=4, seed=3,
-                                                    output_type="pt")
-    assert all(torch.equal(x, y) for x, y in zip(a[0], b[0]))
+                                                    output_type="pt").images
+    assert torch.equal(a[0], b[0]) and a[0].shape == (2, 3, 32, 32)
     assert not torch.equal(a[0][0], a[0][1])  # two variations differ
     # `semantica generate`: files per input, the same seed the same images, guidance changes them
     from semantica.evaluation.generate import generate

@@ -1,37 +1,14 @@
 """The conditional diffusion model: a diffusers UNet2DConditionModel in pixel space whose
 cross-attention reads the frozen encoder's patch tokens through a learned projection,
-with a learned null condition for classifier-free guidance."""
+with a learned null condition for classifier-free guidance (`ConditionAdapter`, in semantica/models.py:
+the exported pipeline needs it without training code)."""
 from __future__ import annotations
 
 import torch
-from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel
-from diffusers.configuration_utils import register_to_config
+from diffusers import UNet2DConditionModel
 
 from semantica.config import ModelConfig
-
-
-class ConditionAdapter(ModelMixin, ConfigMixin):
-    """Encoder tokens [B, N, encoder_dim] → cross-attention states [B, N, cross_attention_dim].
-
-    `null` is the learned "no condition" (all N tokens): training swaps it in for a share of
-    the batch (condition dropout), sampling uses it for the unconditional branch of guidance.
-    """
-
-    @register_to_config
-    def __init__(self, encoder_dim: int, cross_attention_dim: int, num_tokens: int):
-        super().__init__()
-        self.norm = torch.nn.LayerNorm(encoder_dim)
-        self.proj = torch.nn.Linear(encoder_dim, cross_attention_dim)
-        self.null = torch.nn.Parameter(torch.zeros(1, num_tokens, cross_attention_dim))
-
-    def forward(self, tokens: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
-        states = self.proj(self.norm(tokens))
-        if drop is not None:  # drop: [B] bool, True → the null condition
-            states = torch.where(drop[:, None, None], self.null.expand_as(states).to(states.dtype), states)
-        return states
-
-    def unconditional(self, batch: int) -> torch.Tensor:
-        return self.null.expand(batch, -1, -1)
+from semantica.models import ConditionAdapter  # shared with the pipeline (semantica/pipeline.py); step.py imports it here
 
 
 def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2DConditionModel:

@@ -282,13 +282,13 @@ def _write_metrics(run_dir: Path) -> list[dict]:
     return history
 
 
-def load_trained(checkpoint_dir: Path, model_cfg: ModelConfig, encoder: str, use_ema: bool = True):
-    """(unet, adapter) of a checkpoint, with EMA weights by default."""
+def load_trained(checkpoint_dir: Path, model_cfg: ModelConfig, encoder, use_ema: bool = True):
+    """(unet, adapter) of a checkpoint, with EMA weights by default. `encoder`: its name, or the loaded encoder."""
     from diffusers.training_utils import EMAModel
     from semantica.encoders import load_encoder
     from semantica.training.step import build_model
     check_layout(checkpoint_dir, model_cfg)
-    enc = load_encoder(encoder, device="cpu")
+    enc = load_encoder(encoder, device="cpu") if isinstance(encoder, (str, Path)) else encoder
     probe = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens
     sd = torch.load(Path(checkpoint_dir) / STATE_FILE, map_location="cpu", weights_only=False)
     model = build_model(model_cfg, enc.dim, probe.shape[1], seed=0)
@@ -301,13 +301,17 @@ def load_trained(checkpoint_dir: Path, model_cfg: ModelConfig, encoder: str, use
 
 
 def export(checkpoint_dir: Path, out: Path, model_cfg: ModelConfig, encoder: str) -> Path:
-    """The EMA weights as a SemanticaPipeline (safetensors), loadable without training code."""
+    """The EMA weights as a SemanticaPipeline (safetensors), loadable without training code: the frozen encoder
+    (fp32) and its image processor are components of it, saved beside the UNet and the adapter."""
     from diffusers import DDIMScheduler
+    from semantica.encoders import load_encoder
+    from semantica.pipeline import SemanticaPipeline
     from semantica.training.diffusion import make_scheduler
-    from semantica.training.pipeline import SemanticaPipeline
-    unet, adapter = load_trained(checkpoint_dir, model_cfg, encoder)
+    enc = load_encoder(encoder, device="cpu")
+    unet, adapter = load_trained(checkpoint_dir, model_cfg, enc)
     scheduler = DDIMScheduler.from_config(make_scheduler().config)
-    pipe = SemanticaPipeline(unet=unet.eval(), adapter=adapter.eval(), scheduler=scheduler, encoder=encoder)
+    pipe = SemanticaPipeline(image_encoder=enc.model, feature_extractor=enc.processor, unet=unet.eval(),
+                             adapter=adapter.eval(), scheduler=scheduler)
     if Path(out).exists():
         shutil.rmtree(out)
     pipe.save_pretrained(out)

@@ -1,0 +1,31 @@
+"""Model classes shared by the stages: training builds and trains them, the pipeline
+(semantica/pipeline.py) samples with them, so neither stage imports the other."""
+from __future__ import annotations
+
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+
+
+class ConditionAdapter(ModelMixin, ConfigMixin):
+    """Encoder tokens [B, N, encoder_dim] → cross-attention states [B, N, cross_attention_dim].
+
+    `null` is the learned "no condition" (all N tokens): training swaps it in for a share of
+    the batch (condition dropout), sampling uses it for the unconditional branch of guidance.
+    """
+
+    @register_to_config
+    def __init__(self, encoder_dim: int, cross_attention_dim: int, num_tokens: int):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(encoder_dim)
+        self.proj = torch.nn.Linear(encoder_dim, cross_attention_dim)
+        self.null = torch.nn.Parameter(torch.zeros(1, num_tokens, cross_attention_dim))
+
+    def forward(self, tokens: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        states = self.proj(self.norm(tokens))
+        if drop is not None:  # drop: [B] bool, True → the null condition
+            states = torch.where(drop[:, None, None], self.null.expand_as(states).to(states.dtype), states)
+        return states
+
+    def unconditional(self, batch: int) -> torch.Tensor:
+        return self.null.expand(batch, -1, -1)
