@@ -21,11 +21,7 @@ from conftest import REPO
 STAGES = ("mining", "curation", "training", "evaluation")
 # Known exceptions, (file, import statement as ast.unparse writes it). Each is to go: an entry that
 # no longer occurs fails test_allowed_imports_are_still_needed, so delete it when its fix lands.
-ALLOWED = {
-    # evaluation loads the exported diffusers pipeline through the class training exports it with;
-    # SemanticaPipeline is moving to a shared module (issue 16), and then this entry goes.
-    ("evaluation/generate.py", "from semantica.training.pipeline import SemanticaPipeline"),
-}
+ALLOWED: set = set()  # none left: SemanticaPipeline moved to semantica/pipeline.py (issue 16)
 
 
 def package_roots(repo: Path) -> dict[str, Path]:
