@@ -1,4 +1,4 @@
-"""Crawl-wide dedup as a Beam graph: the miner's `CrawlDedup` transform (mining/pipeline.py, the chain
+"""Crawl-wide dedup as a Beam graph: the miner's `CrawlDedup` transform (mining/steps/frequent.py, the chain
 MinePairs runs) on the DirectRunner over a synthetic crawl of --n (default 1,000,000) pictures.
 
 The crawl (tests/dedup_synthetic.py, drawn inside the pipeline shard by shard): n random 64-bit
@@ -212,11 +212,28 @@ def image_id_of(h: int) -> str:
     return f"{h & ((1 << 64) - 1):016x}" + "0" * 48
 
 
+# the former chain's cap on an image's occurrences: 4 × the larger limit, plus 4 (see cap_occurrences)
+FORMER_CAP_FACTOR, FORMER_CAP_EXTRA = 4, 4
+
+
+def cap_occurrences(kv, max_pages: int, max_domains: int) -> tuple:
+    """An image's distinct (page, domain) occurrences → the first few, sorted (the former chain's `CapOcc`).
+    A page has one domain, so any max_pages + 1 distinct rows keep the verdict "on more than max_pages
+    pages"; the domain verdict needs max_domains + 1 distinct domains among the rows kept, which no row
+    count guarantees (one domain's pages can fill any cap): the former chain kept 4 × the larger limit
+    plus 4 as a margin, a guess, not a bound. CrawlDedup, which replaced it, caps pages and domains
+    apart at max + 1 each (dedup.spread_add), which is exact."""
+    image_id, occurrences = kv
+    return image_id, sorted(occurrences)[: max(max_pages, max_domains) * FORMER_CAP_FACTOR + FORMER_CAP_EXTRA]
+
+
 def build_former(p, spec: S.Spec, dedup, out: str) -> None:
-    """The chain MinePairs ran before issue 12 (commit 7e9a933), verbatim but for its input: results
+    """The chain MinePairs ran before issue 12 (commit 7e9a933), verbatim but for its input (and its CapOcc
+    lambda, now cap_occurrences): results
     (image id, pHash, page, domain) → frequent image ids; tuple keys, GroupByKey + sort + slice."""
     import apache_beam as beam
-    from semantica.mining.pipeline import DEDUP_STAGE, _step
+    from semantica.mining.containment import contained_step as _step
+    from semantica.mining.stats import DEDUP_STAGE
     d = dedup
     ok = (p | "Shards" >> beam.Create(spec.shards) | "Spread shards" >> beam.Reshuffle()
           | "Occurrences" >> beam.FlatMap(S.occurrences, spec)
@@ -234,8 +251,7 @@ def build_former(p, spec: S.Spec, dedup, out: str) -> None:
     occ = (ok | "Occurrence" >> beam.Map(lambda r: (r["image_id"], (r["page_url"], r["domain"])))
            | "DistinctOccurrences" >> beam.Distinct()
            | "OccByImage" >> beam.GroupByKey()
-           | "CapOcc" >> beam.Map(lambda kv: (kv[0], sorted(kv[1])[: max(d.max_pages_per_image,
-                                                                        d.max_domains_per_image) * 4 + 4])))
+           | "CapOcc" >> beam.Map(cap_occurrences, d.max_pages_per_image, d.max_domains_per_image))
     spread = ({"of": neighbours, "occ": occ} | "JoinNeighbours" >> beam.CoGroupByKey()
               | "Spread" >> _step(DEDUP_STAGE, old_spread_occurrences))
     frequent = (spread.out | "ByNeighbour" >> beam.GroupByKey()

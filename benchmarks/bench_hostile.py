@@ -58,7 +58,7 @@ def main() -> None:
         t0 = time.perf_counter()
         page = page_from_record(rec, mine, counts)
         print(f"  parse {name:<24} {len(body) / 1e6:5.2f} MB  {time.perf_counter() - t0:6.2f} s  "
-              f"refs {len(page['refs']) if page else '-':>6}  {dict(counts)}", flush=True)
+              f"refs {len(page.refs) if page else '-':>6}  {dict(counts)}", flush=True)
 
     import os
     os.sched_setaffinity(0, range(os.cpu_count() or 1))  # Beam's two workers: every core

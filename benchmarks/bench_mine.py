@@ -38,6 +38,7 @@ from semantica.mining.dedup import band_keys, is_frequent, near_pairs, spread_ad
 from semantica.mining.extract import process_warc  # noqa: E402
 from semantica.mining.fetch import fetch_many  # noqa: E402
 from semantica.mining.pipeline import run_mine  # noqa: E402
+from semantica.mining.records import RefResult  # noqa: E402
 from semantica.mining.resolve import from_download, from_warc  # noqa: E402
 from semantica.sample_web import serve_sample_web, write_sample_web  # noqa: E402
 
@@ -49,35 +50,35 @@ def stages(warcs: list[str], cfg) -> tuple[dict, int]:
     for w in warcs:
         for kind, item in process_warc(w, cfg, Counter()):
             if kind == "page":
-                old = pages.get(item["page_url"])
-                if old is None or (item["warc_file"], item["warc_offset"]) < (old["warc_file"], old["warc_offset"]):
-                    pages[item["page_url"]] = item
-            else:
+                old = pages.get(item.page_url)
+                if old is None or (item.warc_file, item.warc_offset) < (old.warc_file, old.warc_offset):
+                    pages[item.page_url] = item
+            elif kind == "image":
                 images[item[0]].append(item[1])
     refs = defaultdict(list)
     for p in pages.values():
-        for r in p["refs"]:
-            if r["status"] == R.KEPT:
-                refs[r["url"]].append(dict(page_url=p["page_url"], position=r["position"], domain=p["domain"]))
+        for r in p.refs:
+            if r.status == R.KEPT:
+                refs[r.url].append(dict(page_url=p.page_url, position=r.position, domain=p.domain))
     sec["read + parse"], t0 = time.perf_counter() - t0, time.perf_counter()
     to_fetch = sorted(u for u in refs if u not in images)
     fetched = [f for i in range(0, len(to_fetch), 64)
                for f in fetch_many(to_fetch[i:i + 64], cfg.download, cfg.download_threads, True)]
     sec["fetch"], t0 = time.perf_counter() - t0, time.perf_counter()
-    results = [from_warc(u, images[u], cfg)[0] for u in refs if u in images]
-    results += [from_download(f, cfg)[0] for f in fetched]
+    results = [(u, from_warc(u, images[u], cfg)[0]) for u in refs if u in images]
+    results += [(f.url, from_download(f, cfg)[0]) for f in fetched]
     sec["decode + hash"], t0 = time.perf_counter() - t0, time.perf_counter()
     by_page, ok = defaultdict(dict), []
-    for res in results:
-        for ref in refs[res["url"]]:
-            row = dict(res, **ref)
+    for url, res in results:
+        for ref in refs[url]:
+            row = RefResult(ref["page_url"], ref["position"], ref["domain"], res)
             by_page[ref["page_url"]][ref["position"]] = row
-            if row["status"] == R.KEPT:
+            if res.status == R.KEPT:
                 ok.append(row)
     dd = cfg.dedup
     spreads: dict = defaultdict(lambda: ([], []))  # per pHash, as CrawlDedup computes it
     for r in ok:
-        spread_add(spreads[r["phash"]], (r["page_url"],), (r["domain"],), dd.max_pages_per_image,
+        spread_add(spreads[r.image.phash], (r.page_url,), (r.domain,), dd.max_pages_per_image,
                    dd.max_domains_per_image)
     buckets = defaultdict(list)
     for h in spreads:
@@ -95,7 +96,7 @@ def stages(warcs: list[str], cfg) -> tuple[dict, int]:
             spread_add(acc, *spreads[n], dd.max_pages_per_image, dd.max_domains_per_image)
         if is_frequent(acc, dd.max_pages_per_image, dd.max_domains_per_image):
             crowded.add(h)
-    frequent = {r["image_id"] for r in ok if r["phash"] in crowded}
+    frequent = {r.image.image_id for r in ok if r.image.phash in crowded}
     n_pairs = sum(len(assemble_page(p, by_page.get(url, {}), frequent, cfg)[1]) for url, p in pages.items())
     sec["dedup + pairs"] = time.perf_counter() - t0
     return sec, n_pairs

@@ -309,6 +309,7 @@ def make_input(seeds: dict, target: str, seed: int, i: int):
 def run_target(target: str, data, cfg, tmpdir: str, i: int) -> Counter:
     """The functions the containment wraps, as the pipeline calls them; returns the counts."""
     from semantica.mining.extract import record_items
+    from semantica.mining.stats import name, of_reason
     from semantica.mining.warc_io import Record, iter_records
     counts: Counter = Counter()
     if target == "warc":
@@ -323,7 +324,7 @@ def run_target(target: str, data, cfg, tmpdir: str, i: int) -> Counter:
             for _ in record_items(rec, cfg, counts):
                 pass
         for reason, _ in errors:
-            counts[reason] += 1
+            counts[of_reason(reason)] += 1  # keyed (stage, reason), as record_items counts
         os.unlink(path)
     elif target == "page":
         ctype, body = data
@@ -333,6 +334,7 @@ def run_target(target: str, data, cfg, tmpdir: str, i: int) -> Counter:
             pass
     else:
         from semantica.mining.fetch import Fetched
+        from semantica.mining.records import ImageRecord
         from semantica.mining.resolve import from_download, from_warc
         body, download, noai = data
         url = "http://fuzz.example.org/i.png"
@@ -340,10 +342,10 @@ def run_target(target: str, data, cfg, tmpdir: str, i: int) -> Counter:
             res, _ = from_download(Fetched(url, body, None, content_type="image/png"), cfg)
         else:
             headers = [("Content-Type", "image/png")] + ([("X-Robots-Tag", "noai, \x00")] if noai else [])
-            res, _ = from_warc(url, [dict(body=body, truncated=False, headers=headers, warc_file="f.warc.gz",
-                                          warc_offset=0)], cfg)
-        counts[res["status"]] += 1
-    return counts
+            res, _ = from_warc(url, [ImageRecord(url=url, body=body, truncated=False, headers=headers,
+                                                 warc_file="f.warc.gz", warc_offset=0, digest=None)], cfg)
+        counts[of_reason(res.status)] += 1
+    return Counter({name(key): n for key, n in counts.items()})  # flat names: the report is JSON
 
 
 def _vm_hwm_kb(pid: int | str = "self") -> int:

@@ -1,14 +1,15 @@
 """One bad element never fails the job (datatrove's way, on Beam).
 
 An unexpected exception while one record, page, image or pair is processed is caught at that
-element: it is counted as `<stage>:internal_error` (stats.json lists them under
+element: it is counted as (stage, internal_error) (stats.json lists them under
 `internal_errors`), and the element is written aside, to failures/, with the WARC file and
 offset it came from, the exception and a truncated traceback. The job goes on with every
 other element. Expected failures (a corrupt image, a refused address…) are not exceptions
 but reasons (mining/reasons.py); what lands here is a bug, and the tests fail on any.
 
-`Contained` wraps a plain function as a Beam DoFn that contains its exceptions per element;
-the rows come from mining/failures.py (plain, also used per record by extract.py).
+`Contained` wraps a plain function as a Beam DoFn that contains its exceptions per element, and
+`contained_step` applies it with the 'stats' and 'failures' outputs every step has; the rows come
+from mining/failures.py (plain, also used per record by extract.py).
 """
 from __future__ import annotations
 
@@ -16,25 +17,18 @@ import logging
 from typing import Callable, Iterable, Optional
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
+from semantica.mining import stats as S
 from semantica.mining.failures import failure_row, internal_error
 
 log = logging.getLogger(__name__)
-NAMESPACE = "semantica.mine"
-
-
-def count(name: str, n: int = 1) -> TaggedOutput:
-    """A Beam counter, and the same count as a 'stats' output (summed into stats.json)."""
-    Metrics.counter(NAMESPACE, name).inc(n)
-    return TaggedOutput("stats", (name, n))
 
 
 def failure_outputs(row: dict) -> list:
     log.warning("%s: %s at %s @%s (%s): %s", internal_error(row["stage"]), row["error"], row["warc_file"],
                 row["warc_offset"], row["url"], row["message"][:200])
-    return [count(internal_error(row["stage"])), TaggedOutput("failures", row)]
+    return [S.count(S.internal_error(row["stage"])), TaggedOutput("failures", row)]
 
 
 def _where_unknown(element) -> dict:
@@ -69,3 +63,12 @@ class Contained(beam.DoFn):
     def process(self, element):
         return contained(self.stage, lambda: self.fn(element, *self.args), element, lambda: self.where(element),
                          None if self.fallback is None else lambda: self.fallback(element, self.stage))
+
+
+def contained_step(stage: str, fn: Callable[..., Iterable], *args, outputs: tuple = (), main: str = "out",
+                   where: Optional[Callable[[object], dict]] = None,
+                   fallback: Optional[Callable[[object, str], Iterable]] = None):
+    """`fn(element, *args)` as a contained ParDo with outputs `main`, `outputs`, 'stats' and 'failures'."""
+    kw = {} if where is None else {"where": where}
+    return beam.ParDo(Contained(stage, fn, *args, fallback=fallback, **kw)).with_outputs(
+        "stats", "failures", *outputs, main=main)

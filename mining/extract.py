@@ -1,7 +1,7 @@
 """One WARC file → pages with their prefiltered image references, and in-WARC image records.
 
-Plain functions: the Beam DoFn in pipeline.py only forwards what these yield. Counts go
-into a Counter the caller turns into stats.
+Plain functions: the Beam DoFn in steps/read_pages.py only forwards what these yield. Counts go
+into a Counter keyed by (stage, reason) (mining/stats.py) that the caller turns into stats.
 """
 from __future__ import annotations
 
@@ -12,20 +12,22 @@ from urllib.parse import urlsplit
 
 from semantica.config import MineConfig
 from semantica.mining import reasons as R
-from semantica.mining.failures import failure_row, internal_error
+from semantica.mining import stats as S
+from semantica.mining.failures import failure_row
 from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
 from semantica.mining.html_refs import (decode_html_utf8, extract_refs, is_html, main_content_urls, resolve,
                                         resolve_candidates)
 from semantica.mining.urls import canonical_url
 from semantica.mining.prefilter import prefilter_page
+from semantica.mining.records import Alias, ImageRecord, Page, Ref
 from semantica.mining.warc_io import Record, iter_records
 
 log = logging.getLogger(__name__)
 MAIN_CONTENT_MAX_CHARS = 2_000_000
-READ_STAGE = "read"  # the stage name of a record's failures
+READ_STAGE = S.READ_STAGE  # the stage name of a record's failures
 # a page whose main-content detection raised (e.g. lxml's XMLSyntaxError on a tag named `s\x7f`, a
 # fuzzing find): kept, with its references, their in_main_content unknown (None)
-MAIN_CONTENT_ERROR = "pages:main_content_error"
+MAIN_CONTENT_ERROR = S.PAGES_MAIN_CONTENT_ERROR
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
 
@@ -58,11 +60,11 @@ def looks_like_image(rec: Record) -> bool:
     return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[dict]:
-    """A page dict (with `refs`, each carrying its prefilter status), or None if dropped (counted)."""
+def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[Page]:
+    """A Page (its Refs carrying their prefilter status), or None if dropped (counted)."""
     domain = domain_of(rec.uri)
     if domain is None:
-        counts[R.PAGE_BAD_URI] += 1
+        counts[S.of_reason(R.PAGE_BAD_URI)] += 1
         log.warning("%s @%d: page URI %r does not parse: dropped", rec.warc_file, rec.offset, rec.uri[:200])
         return None
     # text, or its UTF-8 bytes where those are the body itself: Lexbor parses UTF-8, so no decode and re-encode
@@ -70,7 +72,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     html, charset = decode_html_utf8(rec.body[:cfg.max_html_bytes], content_type)
     truncated = rec.truncated or len(rec.body) > cfg.max_html_bytes
     if truncated:
-        counts[R.PAGE_TRUNCATED] += 1
+        counts[S.of_reason(R.PAGE_TRUNCATED)] += 1
     bounded = bound_html(html, cfg.parse)  # no nesting or tag count that makes a parser slow
     cuts = bounded.cuts
     try:
@@ -87,7 +89,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
             use_main = False  # lxml (in trafilatura) is quadratic in one element's attributes
             cuts = cuts + [f"main content not looked for (an element with ~{attrs} attributes)"]
     except Exception as e:  # noqa: BLE001 (a parser bug on one page must not stop the file)
-        counts[R.PAGE_PARSE_ERROR] += 1
+        counts[S.of_reason(R.PAGE_PARSE_ERROR)] += 1
         log.warning("%s @%d: cannot parse %s: %s: %s", rec.warc_file, rec.offset, rec.uri, type(e).__name__, e)
         return None
     main: set = set()
@@ -100,84 +102,84 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
             log.warning("%s @%d: %s: main content not found: %s: %s", rec.warc_file, rec.offset, rec.uri[:200],
                         type(e).__name__, str(e)[:200])
     if cuts:
-        counts[R.PAGE_TOO_COMPLEX] += 1
+        counts[S.of_reason(R.PAGE_TOO_COMPLEX)] += 1
         log.info("%s @%d: %s: %s", rec.warc_file, rec.offset, rec.uri[:200], "; ".join(cuts))
     statuses = prefilter_page(refs, cfg.prefilter)
     out_refs = []
     kept = R.KEPT
     for ref, status in zip(refs, statuses):
         url = ref.url
-        out_refs.append({"url": url, "raw_url": ref.raw[:2048], "alt": ref.alt[:1000], "width": ref.declared_width,
-                         "height": ref.declared_height, "position": ref.position, "source": ref.source,
-                         "in_main_content": (url in main) if use_main else None, "status": status,
-                         # only the references that reach the join need their other URLs
-                         "candidates": resolve_candidates(ref) if status == kept else None})
-    return dict(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
+        out_refs.append(Ref(url=url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
+                            height=ref.declared_height, position=ref.position, source=ref.source,
+                            in_main_content=(url in main) if use_main else None, status=status,
+                            # only the references that reach the join need their other URLs
+                            candidates=resolve_candidates(ref) if status == kept else None))
+    return Page(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=content_type,
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),
                 refs=out_refs)
 
 
 def record_items(rec: Record, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
-    """What one record gives: ('page', page dict), ('image', (canonical url, image record dict)),
-    ('alias', (canonical url, how to find its bytes)) for a revisit or a redirect, or nothing."""
-    counts["records"] += 1
+    """What one record gives: ('page', Page), ('image', (canonical url, ImageRecord)),
+    ('alias', (canonical url, Alias)) for a revisit or a redirect, or nothing."""
+    counts[S.RECORDS] += 1
     if not rec.uri:
-        counts["records:no_uri"] += 1
+        counts[S.RECORDS_NO_URI] += 1
         return
     status = rec.http_status or 0
     if rec.rec_type == "revisit":
         # the payload is that of an earlier capture: by its URI (and date), else by its digest
-        counts["records:revisit"] += 1
+        counts[S.RECORDS_REVISIT] += 1
         target = canonical_url(rec.refers_to) if rec.refers_to else None
-        yield "alias", (canonical_url(rec.uri), dict(to=target, digest=rec.digest, date=rec.refers_to_date,
-                                                     kind="revisit"))
+        yield "alias", (canonical_url(rec.uri), Alias(to=target, digest=rec.digest, date=rec.refers_to_date,
+                                                      kind="revisit"))
         return
     if 300 <= status < 400 and (location := rec.header("Location")):
         # a redirect the crawler followed: the image a page names may be captured under its target
         target = resolve(rec.uri, location)
         if target and target[:5] != "data:":
-            counts["records:redirect"] += 1
-            yield "alias", (canonical_url(rec.uri), dict(to=canonical_url(target), digest=None, date=None,
-                                                         kind="redirect"))
+            counts[S.RECORDS_REDIRECT] += 1
+            yield "alias", (canonical_url(rec.uri), Alias(to=canonical_url(target), digest=None, date=None,
+                                                          kind="redirect"))
     if is_html(rec.header("Content-Type"), rec.body):
         if not 200 <= status < 300:
-            counts[R.PAGE_HTTP_STATUS] += 1
+            counts[S.of_reason(R.PAGE_HTTP_STATUS)] += 1
             return
         page = page_from_record(rec, cfg, counts)
         if page is not None:
-            counts["pages"] += 1
+            counts[S.PAGES] += 1
             yield "page", page
     elif 200 <= status < 300 and looks_like_image(rec):
-        counts["records:image"] += 1
-        yield "image", (canonical_url(rec.uri), dict(body=rec.body, truncated=rec.truncated, headers=rec.headers,
-                                                     warc_file=rec.warc_file, warc_offset=rec.offset, url=rec.uri,
-                                                     digest=rec.digest))
+        counts[S.RECORDS_IMAGE] += 1
+        yield "image", (canonical_url(rec.uri), ImageRecord(url=rec.uri, body=rec.body, truncated=rec.truncated,
+                                                            headers=rec.headers, warc_file=rec.warc_file,
+                                                            warc_offset=rec.offset, digest=rec.digest))
     else:
-        counts["records:other"] += 1
+        counts[S.RECORDS_OTHER] += 1
 
 
 def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
-    """Yield ('page', page dict), ('image', (url, image record dict)) and, for a record that raised,
-    ('failure', failures/ row) for one WARC file: one record's bug does not stop the file."""
+    """Yield ('page', Page), ('image', (url, ImageRecord)), ('alias', (url, Alias)) and, for a record
+    that raised, ('failure', failures/ row) for one WARC file: one record's bug does not stop the file."""
     errors: list = []
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
-    counts["warc_files"] += 1
+    counts[S.WARC_FILES] += 1
     n = 0
     for rec in iter_records(location, cfg.reader, limit, errors):
         n += 1
         try:
             items = list(record_items(rec, cfg, counts))
         except Exception as e:  # noqa: BLE001 (contained per record: counted and written aside)
-            counts[internal_error(READ_STAGE)] += 1
-            log.warning("%s @%d: %s: %s: %s", rec.warc_file, rec.offset, internal_error(READ_STAGE),
+            counts[S.internal_error(READ_STAGE)] += 1
+            log.warning("%s @%d: %s: %s: %s", rec.warc_file, rec.offset, S.name(S.internal_error(READ_STAGE)),
                         type(e).__name__, e)
             yield "failure", failure_row(READ_STAGE, e, rec.warc_file, rec.offset, rec.uri,
                                          dict(uri=rec.uri, headers=rec.headers, body=rec.body))
             continue
         yield from items
     if n == 0 and not errors:
-        counts[R.WARC_EMPTY] += 1
+        counts[S.of_reason(R.WARC_EMPTY)] += 1
     for reason, detail in errors:
-        counts[reason] += 1
+        counts[S.of_reason(reason)] += 1
         log.warning("%s", detail.splitlines()[0] if detail else reason)

@@ -1,6 +1,7 @@
 """A failure of one element, as a row of failures/ (see mining/containment.py for why)."""
 from __future__ import annotations
 
+import dataclasses
 import reprlib
 import traceback
 from typing import Optional
@@ -20,6 +21,16 @@ class _Short(reprlib.Repr):
 
     def repr_bytes(self, obj: bytes, level: int) -> str:
         return f"{obj[:40]!r}… ({len(obj)} bytes)" if len(obj) > 40 else repr(obj)
+
+    def repr_instance(self, obj, level: int) -> str:
+        """A record of mining/records.py field by field, each bounded (a page's refs, an image's bytes)."""
+        if not dataclasses.is_dataclass(obj):
+            return super().repr_instance(obj, level)
+        name = type(obj).__name__
+        if level <= 0:
+            return f"{name}(...)"
+        fields = (f"{f.name}={self.repr1(getattr(obj, f.name), level - 1)}" for f in dataclasses.fields(obj))
+        return f"{name}({', '.join(fields)})"
 
 
 _short = _Short().repr

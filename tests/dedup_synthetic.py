@@ -157,7 +157,7 @@ def build(p, spec: Spec, dedup_cfg, out: str):
     """The synthetic crawl → CrawlDedup → `out`/frequent-*.txt and `out`/edges-*.txt; returns CrawlDedup's
     outputs (for the caller to inspect, e.g. the coders of its PCollections)."""
     import apache_beam as beam
-    from semantica.mining.pipeline import CrawlDedup
+    from semantica.mining.steps.frequent import CrawlDedup
     occ = (p | "Shards" >> beam.Create(spec.shards) | "Spread shards" >> beam.Reshuffle()
            | "Occurrences" >> beam.FlatMap(occurrences, spec))
     res = occ | "CrawlDedup" >> CrawlDedup(dedup_cfg)

@@ -39,7 +39,7 @@ def test_contained_outputs_are_all_or_nothing():
                     fallback=lambda: ["fallback"])
     assert "first output" not in out and out[-1] == "fallback"
     stats, failure = out[0].value, out[1].value
-    assert stats == ("assemble:internal_error", 1)
+    assert stats == (("assemble", "internal_error"), 1)
     assert (failure["stage"], failure["error"], failure["url"]) == ("assemble", "KeyError", "http://a/p")
     assert "half_then_raise" in failure["traceback"] and failure["element"] == "{'page': 'p'}"
     assert contained("assemble", lambda: iter([1, 2])) == [1, 2]
@@ -84,7 +84,8 @@ def test_injected_bugs_are_contained_counted_and_written_aside(mined, sample_web
                                                                tmp_path, monkeypatch):
     """Steps made to raise on chosen elements (monkeypatched in this process: the in-memory runner)."""
     import semantica.mining.extract as extract
-    import semantica.mining.pipeline as pipeline
+    import semantica.mining.steps.assemble_pages as assemble_pages
+    import semantica.mining.steps.image_bytes as image_bytes
     poison = _poison(mined)
 
     def raising(real, bad, arg):
@@ -94,11 +95,12 @@ def test_injected_bugs_are_contained_counted_and_written_aside(mined, sample_web
             return real(*a, **kw)
         return f
     monkeypatch.setattr(extract, "page_from_record", raising(extract.page_from_record, poison["read"], lambda rec, *_: rec.uri))
-    monkeypatch.setattr(pipeline, "from_warc", raising(pipeline.from_warc, poison["warc_image"], lambda url, *_: url))
-    monkeypatch.setattr(pipeline, "from_download", raising(pipeline.from_download, poison["download_image"],
-                                                           lambda f, *_: f.url))
-    monkeypatch.setattr(pipeline, "assemble_page", raising(pipeline.assemble_page, poison["assemble"],
-                                                           lambda page, *_: page["page_url"]))
+    monkeypatch.setattr(image_bytes, "from_warc", raising(image_bytes.from_warc, poison["warc_image"],
+                                                          lambda url, *_: url))
+    monkeypatch.setattr(image_bytes, "from_download", raising(image_bytes.from_download, poison["download_image"],
+                                                              lambda f, *_: f.url))
+    monkeypatch.setattr(assemble_pages, "assemble_page", raising(assemble_pages.assemble_page, poison["assemble"],
+                                                                 lambda page, *_: page.page_url))
     out = tmp_path / "mined"
     with serve_sample_web(sample_web, port=sample_web_port):
         stats = run_mine(offline(settings), [str(sample_web / "warc")], out, allow_private=True,
@@ -271,9 +273,10 @@ def test_results_lost_between_steps_leave_the_output_unmarked(mined, sample_web,
     shuffle: the pages missing a result are written aside, the loss is counted, and the run fails
     without _SUCCESS, so no later stage reads a partial output as complete."""
     import semantica.mining.pipeline as pipeline
+    import semantica.mining.steps.image_bytes as image_bytes
     victim = _poison(mined)["download_image"]
-    real = pipeline.group_downloads
-    monkeypatch.setattr(pipeline, "group_downloads", lambda kv: [] if kv[0] == victim else real(kv))
+    real = image_bytes.listed
+    monkeypatch.setattr(image_bytes, "listed", lambda kv: [] if kv[0] == victim else real(kv))
     out = tmp_path / "lossy"
     with serve_sample_web(sample_web, port=sample_web_port), pytest.raises(pipeline.ResultsLost, match="lost 1 "):
         run_mine(offline(settings), [str(sample_web / "warc")], out, allow_private=True,

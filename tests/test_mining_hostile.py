@@ -8,11 +8,14 @@ from collections import Counter
 import pytest
 
 from semantica.mining import reasons as R
+from semantica.mining import stats as S
 from semantica.mining.extract import page_from_record, process_warc
 from semantica.mining.html_refs import decode_html
 from semantica.mining.warc_io import Record
 
 from hostile_inputs import BAD_TEXT_CODECS, BAD_URIS, BYTE_TRANSFORMS, bad_uri_records, charset_records, write_warc
+
+TOO_COMPLEX = S.of_reason(R.PAGE_TOO_COMPLEX)
 
 
 def _record(uri: str, body: bytes, ctype: str = "text/html") -> Record:
@@ -36,9 +39,9 @@ def test_every_bad_charset_page_is_parsed(tmp_path, settings):
     counts: Counter = Counter()
     pages = [item for kind, item in process_warc(str(write_warc(tmp_path / "cs.warc.gz", records)), cfg, counts)
              if kind == "page"]
-    assert len(pages) == len(records) == counts["pages"]
-    assert {p["charset"] for p in pages} == {"utf-8"}
-    assert all([r["status"] for r in p["refs"]] == [R.KEPT, R.KEPT] for p in pages)
+    assert len(pages) == len(records) == counts[S.PAGES]
+    assert {p.charset for p in pages} == {"utf-8"}
+    assert all([r.status for r in p.refs] == [R.KEPT, R.KEPT] for p in pages)
 
 
 # ----------------------------------------------------------------------------- URIs
@@ -46,14 +49,14 @@ def test_every_bad_charset_page_is_parsed(tmp_path, settings):
 def test_a_page_uri_that_does_not_parse_is_a_counted_drop(uri, settings):
     counts: Counter = Counter()
     assert page_from_record(_record(uri, b"<html><img src=a.jpg></html>"), settings.stages.mine, counts) is None
-    assert counts == {R.PAGE_BAD_URI: 1}
+    assert counts == {S.of_reason(R.PAGE_BAD_URI): 1}
 
 
 def test_bad_uri_records_in_a_warc_are_counted(tmp_path, settings):
     counts: Counter = Counter()
     items = list(process_warc(str(write_warc(tmp_path / "uri.warc.gz", bad_uri_records())), settings.stages.mine,
                               counts))
-    assert counts[R.PAGE_BAD_URI] == len(BAD_URIS) and counts["pages"] == 0
+    assert counts[S.of_reason(R.PAGE_BAD_URI)] == len(BAD_URIS) and counts[S.PAGES] == 0
     assert [kind for kind, _ in items] == ["image"] * len(BAD_URIS)  # image records are only keyed by URI
 
 
@@ -78,14 +81,14 @@ def test_no_reproducer_takes_a_second_to_parse(case, settings):
     counts: Counter = Counter()
     page, seconds = _timed_page(body, settings.stages.mine, counts)
     assert seconds < 1.0, (case, seconds)
-    assert page is not None and page["too_complex"] == (counts[R.PAGE_TOO_COMPLEX] == 1)
+    assert page is not None and page.too_complex == (counts[TOO_COMPLEX] == 1)
     if case == "wide_picture":  # every <img> of the picture shows the picture's widest source
-        assert {r["url"] for r in page["refs"]} == {"http://hostile.example.org/wide.webp"}
-        assert len(page["refs"]) == 5_000 and not page["too_complex"]
+        assert {r.url for r in page.refs} == {"http://hostile.example.org/wide.webp"}
+        assert len(page.refs) == 5_000 and not page.too_complex
     if case == "nested_paragraphs":  # the images before the cut are kept; main content was not looked for
-        assert [r["url"] for r in page["refs"]] == ["http://hostile.example.org/np-a.jpg",
-                                                   "http://hostile.example.org/np-b.jpg"]
-        assert {r["in_main_content"] for r in page["refs"]} == {None}
+        assert [r.url for r in page.refs] == ["http://hostile.example.org/np-a.jpg",
+                                             "http://hostile.example.org/np-b.jpg"]
+        assert {r.in_main_content for r in page.refs} == {None}
 
 
 def _deep_page(depth: int) -> str:
@@ -138,8 +141,8 @@ def test_main_content_is_skipped_on_pages_with_many_tags(settings):
             + "</article></body></html>").encode()
     counts: Counter = Counter()
     page, seconds = _timed_page(body, cfg, counts)
-    assert counts[R.PAGE_TOO_COMPLEX] == 1 and page["too_complex"]
-    assert [r["in_main_content"] for r in page["refs"]] == [None, None]
+    assert counts[TOO_COMPLEX] == 1 and page.too_complex
+    assert [r.in_main_content for r in page.refs] == [None, None]
 
 
 # ----------------------------------------------------------------------------- fuzzing finds (issue 15)
@@ -159,9 +162,9 @@ def test_an_element_with_many_attributes_skips_main_content(settings):
     page = page_from_record(_record("http://hostile.example.org/p.html", _many_attributes(20_000)),
                             settings.stages.mine, counts)
     assert time.process_time() - t0 < 1.5
-    assert counts[R.PAGE_TOO_COMPLEX] == 1 and page["too_complex"]
-    assert [r["url"] for r in page["refs"]] == ["http://hostile.example.org/a.jpg", "http://hostile.example.org/b.jpg"]
-    assert {r["in_main_content"] for r in page["refs"]} == {None}
+    assert counts[TOO_COMPLEX] == 1 and page.too_complex
+    assert [r.url for r in page.refs] == ["http://hostile.example.org/a.jpg", "http://hostile.example.org/b.jpg"]
+    assert {r.in_main_content for r in page.refs} == {None}
 
 
 def test_long_quoted_attributes_keep_main_content(settings):
@@ -174,7 +177,7 @@ def test_long_quoted_attributes_keep_main_content(settings):
     assert most_attributes("<div " + "a " * 5_000) > MAIN_CONTENT_MAX_ATTRIBUTES  # an unfinished tag
     counts: Counter = Counter()
     page = page_from_record(_record("http://hostile.example.org/p.html", html.encode()), settings.stages.mine, counts)
-    assert not page["too_complex"] and page["refs"][0]["in_main_content"] is not None
+    assert not page.too_complex and page.refs[0].in_main_content is not None
 
 
 def test_a_page_whose_main_content_detection_raises_keeps_its_references(settings):
@@ -186,5 +189,5 @@ def test_a_page_whose_main_content_detection_raises_keeps_its_references(setting
     counts: Counter = Counter()
     page = page_from_record(_record("http://hostile.example.org/p.html", body), settings.stages.mine, counts)
     assert page is not None and counts == {MAIN_CONTENT_ERROR: 1}
-    assert [r["url"] for r in page["refs"]] == ["http://hostile.example.org/a.jpg", "http://hostile.example.org/b.jpg"]
-    assert {r["in_main_content"] for r in page["refs"]} == {None}
+    assert [r.url for r in page.refs] == ["http://hostile.example.org/a.jpg", "http://hostile.example.org/b.jpg"]
+    assert {r.in_main_content for r in page.refs} == {None}

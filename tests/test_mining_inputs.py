@@ -100,4 +100,6 @@ def test_each_profile_builds_its_runner_options_and_graph(profile, runner, flags
     build_pipeline(p, ["a.warc.gz"], tmp_path / "out", settings.stages.mine, allow_private=False)
     proto = p.to_runner_api()
     names = {t.unique_name for t in proto.components.transforms.values()}
-    assert {"MinePairs/ReadWarcs", "MinePairs/CrawlDedup/Verify", "MinePairs/Assemble", "WritePairs"} <= names
+    assert {"MinePairs/ReadPages/ReadWarcs", "MinePairs/ResolveImageBytes/JoinCaptures",
+            "MinePairs/FlagFrequentImages/CrawlDedup/Verify", "MinePairs/AssemblePages/Assemble",
+            "MinePairs/ImageRows/ImageRows", "WritePairs"} <= names

@@ -214,6 +214,7 @@ def test_staging_for_remote_workers_leaves_the_checkout_unchanged(tmp_path):
             names = set(z.namelist())
         assert {"semantica/__init__.py", "semantica/mining/pipeline.py", "semantica/portable.py",
                 "semantica/curation/publish.py", "semantica/curation/templates/dataset_card.md",
+                "semantica/mining/steps/read_pages.py", "semantica/mining/records.py",
                 "semantica/training/trainer.py", "semantica/evaluation/evaluate.py"} <= names
         assert not any("__pycache__" in n for n in names)
         staged = Stager.create_job_resources(options, str(tmp_path), log_submission_env_dependencies=False)
@@ -257,7 +258,10 @@ def test_mining_imports_no_torch_transformers_ray_or_diffusers():
     code = ("import sys\nimport semantica.mining.pipeline\n"
             "import semantica.mining.extract, semantica.mining.warc_io, semantica.mining.html_refs, "
             "semantica.mining.prefilter, semantica.mining.resolve, semantica.mining.fetch, semantica.mining.decode, "
-            "semantica.mining.dedup, semantica.mining.pairs, semantica.mining.assemble, semantica.portable\n"
+            "semantica.mining.dedup, semantica.mining.pairs, semantica.mining.assemble, semantica.portable, "
+            "semantica.mining.records, semantica.mining.stats, semantica.mining.steps.read_pages, "
+            "semantica.mining.steps.aliases, semantica.mining.steps.image_bytes, semantica.mining.steps.frequent, "
+            "semantica.mining.steps.assemble_pages, semantica.mining.steps.image_rows\n"
             "import trafilatura, fastwarc.warc, warcio.archiveiterator\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'transformers', 'ray', 'diffusers'}))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from semantica.images import hamming, to_signed
 from semantica.mining import reasons as R
+from semantica.mining import stats as S
 from semantica.mining.decode import Decoded, DecodeFailure, decode_image
 from semantica.mining.dedup import band_keys, bands, near_pairs, page_dedup
 from semantica.mining.extract import process_warc
@@ -431,15 +432,15 @@ def test_real_pages_are_parsed_and_refs_pinned(shared_warc, settings):
     pages = [item for kind, item in process_warc(str(shared_warc / "web-crawl-sample-0000.warc.gz"), cfg, counts)
              if kind == "page"]
     # 24 responses: 22 HTML pages and wget's two text/plain metadata:// records
-    assert counts["records"] == 24 and counts["records:other"] == 2 and counts.get(R.WARC_READ_ERROR, 0) == 0
-    assert len(pages) == counts["pages"] == 22
-    assert all(p["page_url"].startswith("https://") for p in pages)  # <https://…> URIs read as plain URLs
-    by_url = {p["page_url"]: p for p in pages}
-    refs = [r for p in pages for r in p["refs"]]
+    assert counts[S.RECORDS] == 24 and counts[S.RECORDS_OTHER] == 2 and counts[S.of_reason(R.WARC_READ_ERROR)] == 0
+    assert len(pages) == counts[S.PAGES] == 22
+    assert all(p.page_url.startswith("https://") for p in pages)  # <https://…> URIs read as plain URLs
+    by_url = {p.page_url: p for p in pages}
+    refs = [r for p in pages for r in p.refs]
     assert len(refs) == 243  # 240 <img> tags (shared/data's README) + 3 og:image
     for page_url, position, url, alt, status in PINNED_REFS:
-        ref = by_url[page_url]["refs"][position]
-        assert (ref["url"], ref["alt"], ref["status"]) == (url, alt, status)
+        ref = by_url[page_url].refs[position]
+        assert (ref.url, ref.alt, ref.status) == (url, alt, status)
 
 
 def test_iana_images_are_joined_from_the_warc(shared_warc, settings):
@@ -456,16 +457,16 @@ def test_iana_images_are_joined_from_the_warc(shared_warc, settings):
     for kind, item in items:
         if kind == "image":
             records.setdefault(item[0], []).append(item[1])
-    refs = {r["url"] for kind, item in items if kind == "page" for r in item["refs"] if r["status"] == "kept"}
+    refs = {r.url for kind, item in items if kind == "page" for r in item.refs if r.status == "kept"}
     # every candidate is joined to a capture, but the https:// page's: its images were captured
     # only as revisit records whose original capture is not in this file
     assert {u for u in refs if u.startswith("http://")} <= set(records)
     assert {u for u in refs if u.startswith("https://")}.isdisjoint(records)
     png, _ = from_warc("http://www.iana.org/_img/2013.1/iana-logo-homepage.png",
                        records["http://www.iana.org/_img/2013.1/iana-logo-homepage.png"], cfg)
-    assert png["status"] == "kept" and png["source"] == "warc" and png["format"] == "png" and png["phash"] is not None
+    assert png.status == "kept" and png.source == "warc" and png.format == "png" and png.phash is not None
     svg, _ = from_warc(sorted(refs)[0], records[sorted(refs)[0]], cfg)
-    assert svg["status"] == R.DEC_CORRUPT and svg["source"] == "warc"  # Pillow does not rasterise SVG
+    assert svg.status == R.DEC_CORRUPT and svg.source == "warc"  # Pillow does not rasterise SVG
 
 
 def test_fastwarc_reads_what_warcio_reads(shared_warc):
