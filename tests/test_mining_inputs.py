@@ -16,7 +16,7 @@ from semantica.errors import UserError
 from semantica.mining.pipeline import build_pipeline, pipeline_options
 from semantica.mining.warc_io import iter_records, resolve_inputs
 
-from conftest import REPO
+from helpers import REPO
 
 
 class _Quiet(SimpleHTTPRequestHandler):
