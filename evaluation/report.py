@@ -1,7 +1,9 @@
-"""The evaluation report: OUT/metrics.json, OUT/report.html (metric tables, grids) and OUT/plots/*.png."""
+"""The evaluation report: OUT/metrics.json, OUT/report.html (metric tables, grids) and OUT/plots/*.png.
+
+report.html is rendered from templates/report.html.j2 (package data) with autoescaping: a model path,
+reference path or label that holds `<` or `&` is shown as text, never read as markup."""
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 LABELS = {"fid": "FID ↓", "kid": "KID ↓", "precision": "precision ↑", "recall": "recall ↑",
@@ -89,15 +91,26 @@ def _plots(out: Path, metrics: dict) -> list[Path]:
     return paths
 
 
-def _table(rows: list[dict], first: str, key_of) -> str:
-    head = "".join(f"<th>{html.escape(LABELS[k])}</th>" for k in LABELS)
-    def cell(v) -> str:
-        if isinstance(v, dict):
-            return "<td>n/a</td>" if v["mean"] is None else f"<td>{v['mean']:.4f} ± {v['std']:.4f}</td>"
-        return "<td>n/a</td>" if v is None else f"<td>{v:.4f}</td>"
-    body = "".join(f"<tr><td>{html.escape(str(key_of(r)))}</td>" + "".join(cell(r.get(k)) for k in LABELS) + "</tr>"
-                   for r in rows)
-    return f"<table><tr><th>{html.escape(first)}</th>{head}</tr>{body}</table>"
+def _cell(v) -> str:
+    if isinstance(v, dict):
+        return "n/a" if v["mean"] is None else f"{v['mean']:.4f} ± {v['std']:.4f}"
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def _rows(runs: list[dict], first) -> list[tuple[str, list[str]]]:
+    """One table row per run or summary: its first cell, then one cell per score of LABELS."""
+    return [(str(first(r)), [_cell(r.get(k)) for k in LABELS]) for r in runs]
+
+
+def _template():
+    """templates/report.html.j2, shipped as package data; every value it prints is HTML-escaped."""
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.PackageLoader("semantica.evaluation", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["fmt"] = fmt
+    env.filters["g"] = lambda v: f"{v:g}"
+    return env.get_template("report.html.j2")
 
 
 def write_report(out: Path, metrics: dict) -> Path:
@@ -106,50 +119,17 @@ def write_report(out: Path, metrics: dict) -> Path:
     out = Path(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     plots = _plots(out, metrics)
-    s = metrics["settings"]
-    ref = metrics["reference"]
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>Semantica evaluation</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style>",
-        "<h1>Semantica evaluation</h1>",
-        f"<p>Model <code>{html.escape(metrics['model'])}</code>; reference <code>{html.escape(ref['path'])}</code> "
-        f"({ref['images']} images{', skipped ' + html.escape(str(ref['skipped'])) if ref['skipped'] else ''}); "
-        f"features: <b>{html.escape(metrics['features'])}</b> "
-        f"(encoder <code>{html.escape(metrics['encoder'])}</code>); "
-        f"{s['num_samples']} samples per run, {s['steps']} {html.escape(s['scheduler'])} steps, seed {s['seed']}. "
-        f"Consistency and diversity are always measured in the encoder's space.</p>",
-        "<h2>Few-shot generation</h2>",
-        f"<p>Condition on k random reference images, generate {s['num_samples']} in all, score against the whole "
-        f"reference set; mean ± std over {s['repeats']} seeds, guidance {s['guidance']:g}.</p>",
-        _table(metrics["few_shot"] + ([metrics["per_class"]] if metrics.get("per_class") else []), "shots k",
-               lambda r: r["shots"] if r is not metrics.get("per_class") else f"one per label ({r['shots']})"),
-        f"<p><img src='plots/{plots[0].name}'></p>",
-    ]
-    if metrics["guidance"]:
-        parts += ["<h2>Consistency–diversity across guidance</h2>",
-                  f"<p>The same {metrics['guidance'][0]['shots']} conditions at each guidance scale "
-                  f"(0 = the unconditional model).</p>",
-                  _table(metrics["guidance"], "guidance", lambda r: f"{r['guidance']:g}"),
-                  f"<p><img src='plots/{plots[1].name}'></p>"]
-    if metrics.get("topic_judge"):
-        j = metrics["topic_judge"]
-        parts.append(f"<p>Topic transfer (shape) is judged by a CNN trained on {html.escape(j['trained_on'])} "
-                     f"(real pictures only); its accuracy on held-out real pictures: {fmt(j['held_out_accuracy'], 3)}. "
-                     f"Realism: held-out accuracy of a classifier telling variations from real pictures of the same "
-                     f"labels (a small CNN, 2-fold; and 1-NN leave-one-out on 16×16 pixels, which calls noise "
-                     f"realistic); 0.5 means indistinguishable.</p>")
-    if "topic_transfer" in metrics:
-        tt = metrics["topic_transfer"]
-        parts += ["<h2>Topic transfer (sample web)</h2>", f"<p>{html.escape(tt['summary'])}</p>"]
-    parts.append("<h2>Grids (condition left, variations right)</h2>")
+    per_class = [metrics["per_class"]] if metrics.get("per_class") else []
     grids = [(f"k = {f['shots']} (first seed)", f"shots{f['shots']}.png") for f in metrics["few_shot"]]
     grids += [("one per label (first seed)", "per_class.png")]
     grids += [(f"guidance {r['guidance']:g} (k = {r['shots']})", f"guidance{r['guidance']:g}.png")
               for r in metrics["guidance"]]
-    for title, name in grids:
-        if (out / "grids" / name).exists():
-            parts.append(f"<h3>{html.escape(title)}</h3><img src='grids/{name}'>")
+    page = _template().render(
+        metrics=metrics, labels=LABELS, plots=[p.name for p in plots],
+        few_shot_rows=_rows(metrics["few_shot"], lambda r: r["shots"])
+        + _rows(per_class, lambda r: f"one per label ({r['shots']})"),
+        guidance_rows=_rows(metrics["guidance"], lambda r: f"{r['guidance']:g}"),
+        grids=[(title, name) for title, name in grids if (out / "grids" / name).exists()])
     path = out / "report.html"
-    path.write_text("\n".join(parts) + "\n")
+    path.write_text(page)
     return path

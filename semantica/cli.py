@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sp
 
     sp = add("sample-web", "Write a synthetic crawl (WARC files, served images, ground truth) to OUT.")
-    sp.add_argument("out", type=Path, metavar="OUT")
+    sp.add_argument("out", type=Path, metavar="OUT", help="folder to write the sample web to")
     sp.add_argument("--seed", type=int, help="random seed (stages.sample_web.seed)")
     sp.add_argument("--pages", type=int, help="number of pages (stages.sample_web.num_pages)")
     sp.add_argument("--domains", type=int, help="number of domains (stages.sample_web.num_domains)")
@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="WARC or ARC files (gzip, zstd or plain): paths, globs (quoted or expanded by the "
                          "shell), folders, s3:// gs:// https:// URLs, .txt/.paths(.gz) listings, or "
                          "cc:CC-MAIN-YYYY-WW[:START-END]; several after one flag, or the flag repeated")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                    help="output folder: pages/, refs/, images/, pairs/ (Parquet) and stats.json")
     sp.add_argument("--allow-private-network", action="store_true", default=None,
                     help="let downloads reach loopback / private addresses (tests and the demo; "
                          "stages.mine.download.allow_private_network)")
@@ -105,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("filter", "Score mined pairs by frozen-encoder similarity; keep those in [low, high]; "
                        "--sweep reports what each threshold pair would keep.")
     sp.add_argument("--pairs", type=Path, required=True, metavar="DIR", help="output of `semantica mine`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                    help="output folder: pairs/ (kept), rejected/, images/, embeddings/, stats.json")
     sp.add_argument("--encoder", help="hub id or local directory (stages.filter.encoder)")
     sp.add_argument("--low", type=float, help="stages.filter.low")
     sp.add_argument("--high", type=float, help="stages.filter.high")
@@ -115,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("publish", "Write a curated, self-contained pairs dataset: Parquet and WebDataset shards, "
                         "a dataset card, a contact sheet and checksums, after opt-out and safety filtering.")
     sp.add_argument("--pairs", type=Path, required=True, metavar="DIR", help="output of `semantica filter` (or mine)")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                    help="dataset folder: data/, webdataset/, README.md (the card), SHA256SUMS")
     sp.add_argument("--opt-out", metavar="FILE", help="URL or domain patterns to remove, one a line")
     sp.add_argument("--name", default="semantica-pairs", help="dataset name in the card")
     sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
@@ -124,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "RUN_DIR resumes from its latest checkpoint. Ends with RUN_DIR/pipeline (diffusers).")
     sp.add_argument("--pairs", type=Path, required=True, metavar="DIR",
                     help="output of `semantica filter`, `mine` or `publish`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="RUN_DIR")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="RUN_DIR",
+                    help="run folder: checkpoints, metrics and the exported pipeline/ (an existing one resumes)")
     sp.add_argument("--model", dest="model_config", metavar="MODEL", help="model config of pipelines.yaml "
                     "(tiny | base64; default: the profile's, profiles.P.model)")
     sp.add_argument("--config", dest="train_config", metavar="PATH_OR_MODEL",
@@ -136,14 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("generate", "K variations of each input image: OUT/<name>/<k>.png, a grid per input and OUT/grid.png.")
     sp.add_argument("--model", type=Path, required=True, metavar="DIR", help="a training run or an exported pipeline")
-    sp.add_argument("--input", "-i", dest="inputs", type=Path, nargs="+", required=True, metavar="IMG")
+    sp.add_argument("--input", "-i", dest="inputs", type=Path, nargs="+", required=True, metavar="IMG",
+                    help="input images (one or more)")
     sp.add_argument("--num", type=int, default=4, metavar="K", help="variations per input (default 4)")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                    help="output folder: DIR/<name>/<k>.png, a grid per input and DIR/grid.png")
     sp.add_argument("--guidance", type=float, help="classifier-free guidance scale (0: unconditional; "
                     "stages.evaluate.guidance)")
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
-    sp.add_argument("--seed", type=int, help="stages.evaluate.seed")
+    sp.add_argument("--seed", type=int, help="random seed of the noise (stages.evaluate.seed)")
     sp.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="sampling weights: auto = bf16 on a GPU, "
                     "fp32 on CPU (stages.evaluate.precision)")
 
@@ -153,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", type=Path, required=True, metavar="DIR", help="a training run or an exported pipeline")
     sp.add_argument("--reference", type=Path, required=True, metavar="FOLDER_OR_PARQUET",
                     help="an image folder (sub-folders = labels) or Parquet file(s) with an image bytes column")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                    help="output folder: metrics.json, report.html, plots/, grids/, samples/")
     sp.add_argument("--shots", type=_int_list, metavar="K,K,…", help="conditioning set sizes (stages.evaluate.shots)")
     sp.add_argument("--num-samples", type=int, metavar="N",
                     help="images generated per run (stages.evaluate.num_samples)")
@@ -179,9 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("tiny-encoder", "Train the tiny stand-in encoder on a sample web (for offline runs and tests).")
     sp.add_argument("sample_web", type=Path, metavar="SAMPLE_WEB", help="a folder written by `semantica sample-web`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
-    sp.add_argument("--steps", type=int, default=300)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                    help="folder to save the encoder in (loadable as --encoder DIR)")
+    sp.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
     sp = add("run", "Run the stages in order for a profile: mine → filter → publish → train (→ evaluate with "
                     "--reference), each into its own folder under DIR (mined/, filtered/, published/, run/, "
@@ -191,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="as for `semantica mine --input` (several, or the flag repeated)")
     sp.add_argument("--no-download", dest="download", action="store_false", default=None,
                     help="as for `semantica mine`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR")
+    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+                    help="output folder: one sub-folder per stage")
     sp.add_argument("--allow-private-network", action="store_true", default=None, help="as for `semantica mine`")
     sp.add_argument("--reference", type=Path, metavar="FOLDER_OR_PARQUET",
                     help="also evaluate the trained model against this reference set (as `semantica evaluate`)")

@@ -8,19 +8,11 @@ import pytest
 
 from semantica.config import load_settings
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_WARC = REPO.parent / "shared" / "data" / "warc"
+from helpers import REPO, SHARED_WARC, free_port, offline
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"  # no model or dataset from a hub: tests build and save their own
 os.environ["HF_DATASETS_OFFLINE"] = "1"
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -49,14 +41,6 @@ def shared_warc() -> Path:
     if not SHARED_WARC.is_dir():
         pytest.skip(f"{SHARED_WARC} not present (the shared test WARCs live beside the checkout)")
     return SHARED_WARC
-
-
-def offline(settings):
-    """Only loopback names may be fetched: no DNS lookup, no packet off this machine."""
-    import dataclasses
-    mine = settings.stages.mine
-    mine = dataclasses.replace(mine, download=dataclasses.replace(mine.download, allowed_hosts=("127.0.0.1", "localhost")))
-    return dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, mine=mine))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from semantica.beam_logs import beam_logs_to_file
 from semantica.mining.pipeline import run_mine
 
-from conftest import offline
+from helpers import offline
 
 WORKER = "import sys; sys.stderr.write('worker: No semi_persistent_directory found\\n')"
 

@@ -1,6 +1,8 @@
 """The installed `semantica` command: starts, documents every command, fails in one line."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 
@@ -9,9 +11,9 @@ import pytest
 from semantica.cli import COMMANDS, build_parser, main
 
 
-def run(*args, check=False):
+def run(*args, check=False, env=None):
     return subprocess.run([sys.executable, "-m", "semantica.cli", *args], capture_output=True, text=True,
-                          timeout=120, check=check)
+                          timeout=120, check=check, env={**os.environ, **(env or {})})
 
 
 def test_console_script_is_installed():
@@ -21,10 +23,21 @@ def test_console_script_is_installed():
     assert r.returncode == 0 and r.stdout.startswith("semantica ")
 
 
+def _subcommands() -> dict:
+    return build_parser()._subparsers._group_actions[0].choices
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_top_help_lists_every_command():
-    r = run("--help", check=True)
-    for name in COMMANDS:
-        assert name in r.stdout
+    r = run("--help", check=True, env={"COLUMNS": "100"})
+    # argparse lists each command on a line of its own, indented 4, with the start of its summary
+    listed = dict(re.findall(r"^    (\S+) +(\S.*)$", r.stdout, re.M))
+    assert set(listed) == set(COMMANDS), r.stdout  # not a substring anywhere: "run", "config" are in other words
+    for name, start in listed.items():
+        assert _words(_subcommands()[name].description).startswith(_words(start)), name
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -34,6 +47,9 @@ def test_each_command_has_help(name, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: semantica " + name)
+    description = _subcommands()[name].description or ""
+    assert len(description.split()) >= 5, description  # a sentence that says what the command does
+    assert _words(description) in _words(out)
 
 
 def test_user_error_is_one_line_and_nonzero(tmp_path):
@@ -63,13 +79,23 @@ def test_sample_web_refuses_non_empty_output(tmp_path, capsys):
 
 
 def test_every_command_has_help(capsys):
-    parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices
+    """Every command the parser offers has a handler and the other way round (a parser entry without one
+    fails only when a user runs it), and every option of every command says what it is for."""
+    commands = _subcommands()
+    assert set(commands) == set(COMMANDS)
     assert {"mine", "filter", "publish", "train", "generate", "evaluate", "run", "demo"} <= set(commands)
-    for name in commands:
-        with pytest.raises(SystemExit) as exit_:
-            parser.parse_args([name, "--help"])
-        assert exit_.value.code == 0 and f"usage: semantica {name}" in capsys.readouterr().out, name
+    undocumented = [(name, a.option_strings or a.dest) for name, sp in commands.items() for a in sp._actions
+                    if not a.help]
+    undocumented += [("semantica", a.option_strings) for a in build_parser()._actions
+                     if not a.help and a.option_strings]
+    assert undocumented == []
+    for name in commands:  # each option's help is printed (no help=SUPPRESS hides a required one)
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = _words(capsys.readouterr().out)
+        for a in commands[name]._actions:
+            if a.required:
+                assert _words(a.help) in out, (name, a.dest)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import yaml
 from semantica.config import ModelConfig, load_settings
 from semantica.errors import ConfigError
 
-from conftest import REPO
+from helpers import REPO
 
 YAML = REPO / "pipelines.yaml"
 
@@ -76,15 +76,25 @@ def test_unreadable_and_malformed_files(tmp_path):
 
 
 def test_settings_written_beside_a_run_round_trip(tmp_path):
+    """settings.json, read back as a pipelines.yaml of its own, gives the settings it was written from:
+    every value, the `--set` ones included. (Its `stages` are already merged with the profile's own
+    stage overrides and the --set values, so the profile comes back without its `stages`; re-applied,
+    they would undo a --set of a key the profile also sets, e.g. dataflow's train.batch_size.)"""
     import json
-    s = load_settings(YAML, "dataflow")
+    s = load_settings(YAML, "dataflow", ["stages.mine.seed=12345", "stages.train.batch_size=3",
+                                         "stages.evaluate.shots=[2, 7]"])
     s.dump(tmp_path / "settings.json")
     d = json.loads((tmp_path / "settings.json").read_text())
     assert d["profile_name"] == "dataflow" and d["stages"]["mine"]["dedup"]["lsh_bands"] == 8
-    assert d == json.loads(json.dumps(s.to_dict()))  # everything, read back
-    # the file written beside a run reproduces it: every stage value, loaded back as an override, changes nothing
-    again = load_settings(YAML, d["profile_name"], [f"stages.mine.seed={d['stages']['mine']['seed']}"])
-    assert json.loads(json.dumps(again.to_dict())) == d
+    assert (d["stages"]["mine"]["seed"], d["stages"]["train"]["batch_size"], d["stages"]["evaluate"]["shots"]) \
+        == (12345, 3, [2, 7])
+    again_yaml = tmp_path / "again.yaml"
+    again_yaml.write_text(yaml.safe_dump({"stages": d["stages"], "models": d["models"],
+                                          "profiles": {d["profile_name"]: {**d["profile"], "stages": {}}}}))
+    again = load_settings(again_yaml, d["profile_name"])
+    assert again.stages == s.stages and again.models == s.models and again.profile.ray == s.profile.ray
+    assert json.loads(json.dumps(again.to_dict())) == {**d, "source": str(again_yaml),
+                                                       "profile": {**d["profile"], "stages": {}}}
 
 
 def test_default_path_prefers_env(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import json
 import math
 import zlib
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -70,6 +71,46 @@ def test_consistency_and_diversity_by_hand():
     # pairwise 1 − cos: first group 1, second group 0 → mean 0.5
     assert diversity(var) == pytest.approx(0.5)
     assert math.isnan(diversity([torch.ones(1, 2)]))  # one variation: no pair to measure
+
+
+# ----------------------------------------------------------------------------- the report
+def _metrics(model: str, reference: str) -> dict:
+    scores = {k: {"mean": 0.5, "std": 0.0} for k in ("fid", "kid", "precision", "recall", "consistency", "diversity",
+                                                   "topic_transfer_shape", "realism_c2st", "realism_1nn",
+                                                   "diversity_ratio")}
+    run = {"shots": 1, "guidance": 2.0, **{k: v["mean"] for k, v in scores.items()}}
+    return {"model": model, "reference": {"path": reference, "images": 3, "labels": 2, "skipped": {},
+                                          "diversity_same_label": 0.1},
+            "topic_judge": {"trained_on": "a <b>judge</b>", "held_out_accuracy": 1.0},
+            "features": "encoder", "encoder": "enc", "settings": {"num_samples": 4, "steps": 2, "scheduler": "ddim",
+                                                                 "seed": 0, "repeats": 1, "guidance": 2.0},
+            "few_shot": [{"shots": 1, **scores}], "per_class": None, "guidance": [run],
+            "topic_transfer": {"summary": "5 < 6 & 7 > 1"}}
+
+
+def test_report_escapes_what_it_prints(tmp_path):
+    """Paths, names and summaries are text in report.html, never markup (a reference folder may be called
+    anything); the page comes from the template shipped with the package."""
+    from semantica.evaluation.report import write_report
+    html = write_report(tmp_path, _metrics("runs/<script>alert(1)</script>", "ref/<cats & dogs>")).read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<code>ref/&lt;cats &amp; dogs&gt;</code>" in html
+    assert "trained on a &lt;b&gt;judge&lt;/b&gt;" in html and "<p>5 &lt; 6 &amp; 7 &gt; 1</p>" in html
+    assert "<th>FID ↓</th>" in html and "<td>0.5000 ± 0.0000</td>" in html
+    assert "<img src='plots/guidance.png'>" in html
+
+
+def test_report_template_is_package_data():
+    """An installed semantica finds its template: setup.cfg ships every file of evaluation/templates/."""
+    import configparser
+    import fnmatch
+    from helpers import REPO
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    patterns = cfg["options.package_data"]["semantica.evaluation"].split()
+    templates = [p.relative_to(REPO / "evaluation").as_posix() for p in (REPO / "evaluation" / "templates").iterdir()]
+    assert "templates/report.html.j2" in templates
+    assert all(any(fnmatch.fnmatch(t, pat) for pat in patterns) for t in templates), (templates, patterns)
 
 
 # ----------------------------------------------------------------------------- reference sets
@@ -214,8 +255,16 @@ def test_inception_features_load_a_local_torchscript_file(settings, untrained_pi
     torch.jit.script(_MeanColour()).save(str(weights))
     m = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "inc", features="inception",
                   inception_weights=str(weights), shots=[2], repeats=1, guidance_scales=[2.0])
-    # an untrained model's noise has other colour means than the references: a distance > 0 (FID is clamped at 0)
-    assert m["features"] == "inception" and m["few_shot"][0]["fid"]["mean"] > 0
+    assert m["features"] == "inception"
+    # the FID is the Fréchet distance of the file's features (resized to 299 × 299 as uint8) of the reference
+    # against the generated pictures (the sweep's, saved as PNG): not the encoder's space, not other pictures.
+    # An untrained model's noise has other colour means than the references: a distance well above 0.
+    def features(paths):
+        x = np.stack([np.asarray(Image.open(p).convert("RGB").resize((299, 299), Image.BICUBIC)) for p in paths])
+        return _MeanColour()(torch.from_numpy(x).permute(0, 3, 1, 2)).double()
+    expected = frechet_distance(features(sorted(reference_folder.rglob("*.png"))),
+                                features(sorted((tmp_path / "inc" / "samples" / "guidance2").rglob("*.png"))))
+    assert expected > 0.01 and m["guidance"][0]["fid"] == pytest.approx(expected, rel=1e-5)
     # without a file, or with a file that is neither TorchScript nor loadable weights: one clear error
     with pytest.raises(UserError, match="--inception-weights FILE"):
         _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "n1", features="inception")
@@ -255,22 +304,58 @@ def test_per_class_runs_take_one_image_of_each_label(settings, untrained_pipelin
     for run in pc["runs"]:  # one "warm" and one "cold" picture each time
         assert sorted(c.split("/")[-2] for c in run["conditions"]) == ["cold", "warm"]
     assert "one per label (2)" in (tmp_path / "p" / "report.html").read_text()
+    # no judge given: one trained on 3/4 of the reference, scored on the rest (one picture of each of the
+    # two labels: an accuracy of 0, 1/2 or 1)
+    assert m["topic_judge"]["trained_on"] == "3/4 of the reference"
+    assert m["topic_judge"]["held_out_accuracy"] in (0.0, 0.5, 1.0)
     off = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "q", shots=[1], guidance_scales=[],
                     per_class=False)
     assert off["per_class"] is None
 
 
+class _RedderIsWarm:
+    """A stand-in topic judge: "warm" where red outweighs blue. Records the labels it is asked about."""
+    accuracy = 0.5
+
+    def __init__(self):
+        self.asked = []
+
+    def score(self, images, labels) -> float:
+        self.asked.append(list(labels))
+        means = [np.asarray(im.convert("RGB"), dtype=float).mean((0, 1)) for im in images]
+        return float(np.mean([("warm" if m[0] > m[2] else "cold") == t for m, t in zip(means, labels)]))
+
+
 def test_labelled_reference_gets_the_scores_that_see_shape(settings, untrained_pipeline, reference_folder, tmp_path):
+    judge = _RedderIsWarm()
+    # seed 1 draws one condition of each label: real pictures of both labels are left for the realism tests
     m = _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "s", shots=[2], num_samples=8,
-                  repeats=1, guidance_scales=[2.0])
-    assert m["topic_judge"]["trained_on"] == "3/4 of the reference"
-    assert 0.0 <= m["topic_judge"]["held_out_accuracy"] <= 1.0
-    assert m["reference"]["diversity_same_label"] > 0
+                  repeats=1, guidance_scales=[2.0], judge=judge, seed=1)
+    assert m["topic_judge"] == {"trained_on": "given", "held_out_accuracy": 0.5}
     run = m["guidance"][0]
-    assert 0.0 <= run["topic_transfer_shape"] <= 1.0 and run["diversity_ratio"] > 0
-    # 3 pictures a label, the conditions left out: the real side of the two-sample tests is small
+    # topic transfer: the judge's score of the variations, each with the label of its condition
+    # (samples/ holds the sweep's variations by condition; conditions.json their labels)
+    images, wanted = [], []
+    conditions = json.loads((tmp_path / "s" / "samples" / "conditions.json").read_text())
+    for c in conditions:
+        folder = tmp_path / "s" / "samples" / "guidance2" / c["folder"]
+        files = sorted(folder.glob("*.png"), key=lambda f: int(f.stem))
+        images += [Image.open(f) for f in files]
+        wanted += [c["label"]] * len(files)
+    assert len(images) == 8 and set(wanted) <= {"warm", "cold"} and wanted in judge.asked
+    assert run["topic_transfer_shape"] == judge.score(images, wanted)
+    # diversity against that of real pictures of one label
+    assert m["reference"]["diversity_same_label"] > 0
+    assert run["diversity_ratio"] == pytest.approx(run["diversity"] / m["reference"]["diversity_same_label"])
+    # realism against real pictures of the conditions' labels, the conditions left out (3 pictures a label),
+    # as many as there are variations of that label: the 1-NN test needs 2 of them, the CNN's 2 folds 4
+    labels = [c["label"] for c in conditions]
+    assert sorted(labels) == ["cold", "warm"]
+    real = sum(min(wanted.count(label), 3 - labels.count(label)) for label in set(labels))
+    assert (run["realism_1nn"] is None) == (real < 2) and (run["realism_c2st"] is None) == (real < 4), (real, run)
     assert all(run[k] is None or 0.0 <= run[k] <= 1.0 for k in ("realism_c2st", "realism_1nn"))
-    assert "topic transfer (shape)" in (tmp_path / "s" / "report.html").read_text()
+    report = (tmp_path / "s" / "report.html").read_text()
+    assert "topic transfer (shape)" in report and "trained on given" in report
 
 
 def test_unlabelled_reference_leaves_the_labelled_scores_out(settings, untrained_pipeline, reference_folder, tmp_path):

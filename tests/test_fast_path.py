@@ -6,7 +6,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +16,7 @@ from semantica.config import load_settings
 from semantica.errors import ConfigError, UserError
 from semantica.training.model import build_unet
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 def _heads(unet) -> set:

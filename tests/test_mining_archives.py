@@ -22,7 +22,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from archive_oracle import count_file
-from conftest import REPO, offline
+from helpers import REPO, offline
 from semantica.mining import reasons as R
 from semantica.mining.pipeline import run_mine
 from semantica.mining.urls import canonical_url

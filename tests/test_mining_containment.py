@@ -19,7 +19,7 @@ from semantica.mining.failures import failure_row
 from semantica.mining.pipeline import run_mine
 from semantica.sample_web import serve_sample_web
 
-from conftest import REPO, offline
+from helpers import REPO, offline
 from hostile_inputs import BAD_URIS, charset_records, hostile_records, write_warc
 
 pytestmark = pytest.mark.slow

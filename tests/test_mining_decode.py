@@ -20,7 +20,7 @@ from semantica.images import hamming, to_rgb, to_signed
 from semantica.mining import decode as D
 from semantica.mining import reasons as R
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_decode_memory_stays_within_the_budget_on_the_bomb_set():

@@ -3,15 +3,11 @@ synthetic crawl of a few thousand pictures with planted near copies and logos (t
 benchmarks/bench_dedup_beam.py runs the same at 1 M)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import dedup_synthetic as S
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_crawl_dedup_finds_every_near_pair_and_marks_logos_only(settings, tmp_path):

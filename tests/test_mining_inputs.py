@@ -17,7 +17,7 @@ from semantica.errors import UserError
 from semantica.mining.pipeline import build_pipeline
 from semantica.mining.warc_io import iter_records, resolve_inputs
 
-from conftest import REPO
+from helpers import REPO
 
 
 class _Quiet(SimpleHTTPRequestHandler):

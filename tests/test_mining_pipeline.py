@@ -19,8 +19,7 @@ from semantica.mining import reasons as R
 from semantica.mining.pipeline import run_mine
 from semantica.sample_web import serve_sample_web
 
-from conftest import offline
-from test_mining_units import bomb_png
+from helpers import bomb_png, offline
 
 pytestmark = pytest.mark.slow
 

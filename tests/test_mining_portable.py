@@ -24,10 +24,9 @@ from semantica.config import load_settings
 from semantica.portable import needs_staging, worker_pool
 from semantica.sample_web import serve_sample_web
 
-from conftest import REPO
+from helpers import OFFLINE_OVERRIDE as OFFLINE, REPO
 
 pytestmark = pytest.mark.slow
-OFFLINE = "stages.mine.download.allowed_hosts=[127.0.0.1, localhost]"  # as conftest.offline()
 
 
 def _cell(v):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import struct
-import zlib
 from collections import Counter
 
 import pytest
@@ -20,6 +18,8 @@ from semantica.mining.extract import process_warc
 from semantica.mining.html_refs import decode_html, extract_refs, is_html, largest_candidate, parse_srcset
 from semantica.mining.pairs import make_pairs
 from semantica.mining.prefilter import prefilter_page, url_reason
+
+from helpers import bomb_png
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -246,14 +246,6 @@ def _png(size, mode="RGB", **kw):
     buf = io.BytesIO()
     Image.new(mode, size, **kw).save(buf, "PNG")
     return buf.getvalue()
-
-
-def bomb_png(width=100_000, height=100_000) -> bytes:
-    """A PNG whose header claims 10 G pixels, with a tiny body: refused before any decoding."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
 def test_decode_refuses_bombs_and_corrupt_bytes(settings):

@@ -17,7 +17,7 @@ import pytest
 from semantica.errors import UserError
 from semantica.outputs import COMPLETE
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO
 
 
 def test_readers_refuse_a_folder_its_writer_did_not_finish(settings, tmp_path):

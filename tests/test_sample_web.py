@@ -22,7 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 from semantica.sample_web import serve_sample_web, write_sample_web
 from semantica.sample_web.site import MIN_PHASH_SEPARATION
 
-from conftest import free_port
+from helpers import free_port
 
 
 # ----------------------------------------------------------------------------- an oracle

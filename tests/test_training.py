@@ -1,4 +1,5 @@
-"""Training on Ray Train (CPU, gloo): learning, determinism, DDP sync, resume, export."""
+"""Training on Ray Train (CPU, gloo): learning, determinism, DDP sync, resume, export. What needs no Ray
+(`train_step`, the loss, the augmentation) is in test_training_units.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +9,8 @@ import pytest
 import torch
 
 from semantica.training.trainer import STATE_FILE, latest_checkpoint, run_train
+
+from helpers import same_state
 
 pytestmark = pytest.mark.slow
 
@@ -23,16 +26,6 @@ def train_settings(settings):
 
 def _state(run_dir):
     return torch.load(latest_checkpoint(run_dir) / STATE_FILE, map_location="cpu", weights_only=False)
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, torch.Tensor):
-        return torch.equal(a, b)
-    return a == b
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +75,7 @@ def test_resume_after_a_checkpoint_equals_an_uninterrupted_run(mined, tiny_encod
     # the run is deterministic for a seed
     assert resumed["step"] == 20
     for part in ("model", "ema", "optimizer"):
-        assert _same(whole[part], resumed[part]), part
+        assert same_state(whole[part], resumed[part]), part
     steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 10, 20]
 

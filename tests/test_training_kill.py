@@ -16,8 +16,9 @@ import torch
 
 from semantica.training.trainer import RAY_TMP_PREFIX, STATE_FILE, STEP_FILE, latest_checkpoint, run_train
 
+from helpers import REPO, same_state
+
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parent.parent
 STEPS, EVERY = 15, 5
 
 
@@ -86,15 +87,8 @@ def _descendants(root: int) -> dict[int, str]:
 def _assert_same(reference: dict, run: Path) -> None:
     got = torch.load(latest_checkpoint(run) / STATE_FILE, map_location="cpu", weights_only=False)
     assert got["step"] == STEPS
-
-    def same(a, b):
-        if isinstance(a, dict):
-            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-        if isinstance(a, (list, tuple)):
-            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-        return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
     for part in ("model", "ema", "optimizer"):
-        assert same(reference[part], got[part]), part
+        assert same_state(reference[part], got[part]), part
 
 
 def test_sigkill_of_the_whole_run_then_a_rerun_ends_as_an_uninterrupted_run(reference, mined, tiny_encoder, tmp_path):
