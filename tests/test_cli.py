@@ -124,7 +124,7 @@ def test_run_goes_from_warcs_to_an_evaluation(sample_web, sample_web_port, tiny_
 
 def test_flags_are_set_overrides():
     """A flag that sets a pipelines.yaml value is `--set KEY=VALUE` and has no default of its own."""
-    from conftest import REPO
+    from helpers import REPO
     from semantica.cli import FLAG_KEYS, _overrides_from_flags
     from semantica.config import load_settings
     yaml_path, parser = REPO / "pipelines.yaml", build_parser()

@@ -13,7 +13,7 @@ import yaml
 from semantica import schemas
 from semantica.curation.dataset_card import size_category, write_card
 
-from conftest import REPO
+from helpers import REPO
 
 DROPS = {"opt_out": 1, "url_blocklist": 0, "phash_blocklist": 2, "classifier": 0, "missing_image": 0}
 

@@ -16,7 +16,7 @@ import configparser
 from pathlib import Path
 from typing import Optional
 
-from conftest import REPO
+from helpers import REPO
 
 STAGES = ("mining", "curation", "training", "evaluation")
 # Known exceptions, (file, import statement as ast.unparse writes it). Each is to go: an entry that
