@@ -201,12 +201,12 @@ def reference_folder(tmp_path_factory):
     return folder
 
 
-def _evaluate(settings, model, reference, out, **kw):
-    """run_evaluate with stages.evaluate's values `kw` (over small ones, for speed)."""
+def _evaluate(settings, model, reference, out, judge=None, **kw):
+    """run_evaluate with stages.evaluate's values `kw` (over small ones, for speed), and `judge`."""
     from semantica.evaluation.evaluate import run_evaluate
     args = dict(shots=[1, 2], num_samples=4, repeats=2, steps=2, guidance_scales=[0.0, 2.0])
     args.update(kw)
-    return run_evaluate(settings.with_stage("evaluate", **args), model, reference, out)
+    return run_evaluate(settings.with_stage("evaluate", **args), model, reference, out, judge=judge)
 
 
 def test_few_shot_loop_writes_metrics_report_and_is_deterministic(settings, untrained_pipeline, reference_folder,
