@@ -82,9 +82,7 @@ def make_state(model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
 
 def to_device(x: torch.Tensor, device: torch.device, cfg: TrainConfig) -> torch.Tensor:
     """A host batch on `device`: through pinned memory without blocking the host when asked."""
-    if cfg.pin_memory and device.type == "cuda":
-        return x.pin_memory().to(device, non_blocking=True)
-    return x.to(device)
+    return host_to_device(x, device) if cfg.pin_memory else x.to(device)
 
 
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:

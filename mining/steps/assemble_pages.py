@@ -19,7 +19,8 @@ from semantica.mining.steps.read_pages import by_page_url, page_at
 
 def assemble(kv, cfg: MineConfig):
     """page URL → {'page': [Page], 'results': its RefResults} → refs/ rows (main), 'pairs' and 'pages'
-    rows, the image ids it uses ('used'), its counts. Results of a page not read (none) are dropped."""
+    rows, the image ids it uses ('used'), its counts. A kept reference without a result (lost by the runner)
+    fails its page, and results without their page fail theirs: counted and written aside, never dropped."""
     page_url, grouped = kv
     pages = list(grouped["page"])
     if not pages:
@@ -39,7 +40,7 @@ def assemble(kv, cfg: MineConfig):
                                                warc_offset=page.warc_offset, url=page_url))
         return
     frequent = {r.image.image_id for r in results.values() if r.frequent}
-    rows, pairs, page_row = assemble_page(pages[0], results, frequent, cfg)
+    rows, pairs, page_row = assemble_page(page, results, frequent, cfg)
     status_counts = Counter(r["status"] for r in rows)
     for row in rows:
         yield schemas.project(row, schemas.REFS)
