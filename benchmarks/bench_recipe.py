@@ -1,8 +1,8 @@
 """Training recipes compared under one compute budget, scored on held-out pictures (plain loop, no Ray).
 
 On a filtered pairs folder, its sample web and tiny encoder (a demo's `demo-out/filtered`,
-`demo-out/sample-web`, `demo-out/tiny-encoder`), each variant (a change of models.tiny and / or
-stages.train of the local profile) trains with `train_step` in this process on the decoded
+`demo-out/sample-web`, `demo-out/tiny-encoder`), each variant (a change of the local profile's model
+and / or its stages.train, or another model config) trains with `train_step` in this process on the decoded
 pairs, augmented as the trainer does (seeded per pair and epoch; one torch thread, as the Ray
 worker). Budget: `--budget` steps of the first variant; every other variant gets as many steps
 as fit in the same seconds, from per-step costs measured first in this run, interleaved (the
@@ -13,7 +13,8 @@ variations: topic transfer by the CNN judge (trained on other drawn pictures, ac
 the sample web's own), realism (1-NN two-sample accuracy, 0.5 = indistinguishable), diversity ÷
 real same-topic diversity, consistency. Mean ± std over `--seeds`; a Markdown table at the end.
 
-  .venv/bin/python benchmarks/bench_recipe.py --demo-out demo-out [--budget 150] [--seeds 0,1]
+  .venv/bin/python benchmarks/bench_recipe.py --demo-out demo-out [--budget 800] [--seeds 0,1] [--guidance 2,4]
+      [--variants 0,1] [--steps 800,770 (another run's step counts: run seeds in parallel)] [--grids DIR]
 """
 from __future__ import annotations
 
@@ -37,19 +38,16 @@ from semantica.training.data import MARGIN, _decode, augment, load_examples  # n
 from semantica.training.step import build_model, make_state, new_loss, step_generator, train_step  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-SMALL = dict(block_out_channels=(16, 32, 64), down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
-             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), attention_head_dim=32)
-# name: (models.tiny changes, stages.train changes)
+# name: (changes of the local profile's model, changes of its stages.train); the first is the baseline
 VARIANTS = {
-    "tiny as shipped (32-64, attention 16×16)": ({}, {}),
-    "16-32-64, attention 8×8": (SMALL, {}),
-    "16-32-64, attention 8×8, min-SNR-5": (SMALL, {"snr_gamma": 5.0}),
-    "16-32-64, attention 8×8, EMA 0.995": (SMALL, {"ema_decay": 0.995}),
-    "16-32-64, attention 16×16 + 8×8": ({**SMALL, "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D",
-                                                                     "CrossAttnDownBlock2D"),
-                                         "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")},
-                                        {}),
+    "local as shipped (tiny_fast, min-SNR-5, lr 1e-3)": ({}, {}),
+    "+ pooled condition": ({"pooled_condition": True}, {}),
+    "+ pooled condition, lr 2e-3": ({"pooled_condition": True}, {"learning_rate": 0.002}),
+    "+ pooled condition, cond dropout 0.2": ({"pooled_condition": True}, {"cond_dropout": 0.2}),
+    "+ pooled condition, 32-32-64 channels": ({"pooled_condition": True, "block_out_channels": (32, 32, 64)}, {}),
+    "tiny (32-64, attention 16×16), min-SNR-5": ("tiny", {}),
 }
+VARIANT_INDEX = {n: i for i, n in enumerate(VARIANTS)}
 SCORE_KEYS = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")
 
 
@@ -75,8 +73,9 @@ class Data:
 
 def configs(settings, name):
     model_over, train_over = VARIANTS[name]
-    return (dataclasses.replace(settings.models["tiny"], **model_over),
-            dataclasses.replace(settings.stages.train, **train_over))
+    model = settings.models[model_over] if isinstance(model_over, str) else dataclasses.replace(settings.model,
+                                                                                                **model_over)
+    return model, dataclasses.replace(settings.stages.train, **train_over)
 
 
 def step_costs(settings, names, encoder, data, rounds: int = 3, steps: int = 3) -> dict:
@@ -128,7 +127,7 @@ def score(model, encoder, reference, judge, ev, guidance: float, seed: int) -> d
     cond = sorted(int(i) for label in sorted(evaluator.by_label)
                   for i in rng.choice(evaluator.by_label[label], size=2, replace=False))
     samples = evaluator.sample(cond, guidance, seed)
-    return evaluator.score(cond, samples, seed), cond, samples
+    return evaluator.score(cond, samples, seed), evaluator, cond, samples
 
 
 def main(argv=None) -> int:
@@ -136,9 +135,12 @@ def main(argv=None) -> int:
     ap.add_argument("--demo-out", type=Path, required=True, help="a demo's output (filtered/, sample-web/, tiny-encoder/)")
     ap.add_argument("--budget", type=int, default=150, help="steps of the first variant; the others get its seconds")
     ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--guidance", type=float, default=2.0)
+    ap.add_argument("--guidance", default="2", help="guidance scales to score each model at (comma-separated)")
     ap.add_argument("--variants", default="", help="comma-separated indices into VARIANTS (default: all)")
-    ap.add_argument("--json", type=Path, help="append one JSON row per run")
+    ap.add_argument("--steps", default="", help="steps of each chosen variant, comma-separated (skips the cost "
+                                                 "measurement: reuse one run's figures in a parallel run)")
+    ap.add_argument("--json", type=Path, help="append one JSON row per run and guidance")
+    ap.add_argument("--grids", type=Path, help="write each run's variations (condition left) as a PNG here")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     from semantica.evaluation.reference import Reference
@@ -155,35 +157,46 @@ def main(argv=None) -> int:
     held = draw_pictures(sw, 8, seed=1)
     reference = Reference(images=[p.image for p in held], names=[p.picture_id for p in held],
                           labels=[f"topic{p.topic}" for p in held])
-    data = Data(args.demo_out / "filtered", settings.models["tiny"].resolution, settings.stages.train.batch_size)
-    costs = step_costs(settings, names, encoder, data)
-    seconds = args.budget * costs[names[0]]
-    steps = {n: max(1, round(seconds / costs[n])) for n in names}
-    for n in names:
-        print(f"cost {n}: {costs[n] * 1e3:.0f} ms/step → {steps[n]} steps", flush=True)
-    rows: dict = {n: [] for n in names}
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    data = Data(args.demo_out / "filtered", settings.model.resolution, settings.stages.train.batch_size)
+    if args.steps:
+        steps = dict(zip(names, (int(x) for x in args.steps.split(","))))
+        seconds = float("nan")
+    else:
+        costs = step_costs(settings, names, encoder, data)
+        seconds = args.budget * costs[names[0]]
+        steps = {n: max(1, round(seconds / costs[n])) for n in names}
         for n in names:
+            print(f"cost {n}: {costs[n] * 1e3:.0f} ms/step → {steps[n]} steps", flush=True)
+    print("steps: --steps " + ",".join(str(steps[n]) for n in names), flush=True)
+    scales = [float(g) for g in args.guidance.split(",")]
+    rows: dict = {(n, g): [] for n in names for g in scales}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for i, n in enumerate(names):
             t = time.perf_counter()
             model = train(settings, n, encoder, data, steps[n], seed)
             t_train = time.perf_counter() - t
-            scores, _, _ = score(model, encoder, reference, judge, settings.stages.evaluate, args.guidance, seed)
-            rows[n].append(scores)
-            print(f"seed {seed} {n}: train {t_train:.0f}s, " + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS),
-                  flush=True)
-            if args.json:
-                with args.json.open("a") as f:
-                    f.write(json.dumps({"variant": n, "seed": seed, "steps": steps[n], "train_s": t_train,
-                                        **{k: scores[k] for k in SCORE_KEYS}}) + "\n")
-    print(f"\n| variant (budget: {args.budget} steps of the first, {seconds:.0f} s at this run's step cost) | steps | "
-          + " | ".join(SCORE_KEYS) + " |")
-    print("|---|---|" + "---|" * len(SCORE_KEYS))
-    for n in names:
+            for g in scales:
+                scores, evaluator, cond, samples = score(model, encoder, reference, judge, settings.stages.evaluate,
+                                                         g, seed)
+                rows[n, g].append(scores)
+                print(f"seed {seed} {n} guidance {g:g}: train {t_train:.0f}s, "
+                      + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS), flush=True)
+                if args.grids:
+                    args.grids.mkdir(parents=True, exist_ok=True)
+                    evaluator.grid(cond, samples, args.grids / f"variant{VARIANT_INDEX[n]}-seed{seed}-g{g:g}.png")
+                if args.json:
+                    with args.json.open("a") as f:
+                        f.write(json.dumps({"variant": n, "seed": seed, "guidance": g, "steps": steps[n],
+                                            "train_s": t_train, **{k: scores[k] for k in SCORE_KEYS}}) + "\n")
+    print(f"\n| variant (budget: {args.budget} steps of the first, {seconds:.0f} s at this run's step cost) | steps "
+          "| guidance | " + " | ".join(SCORE_KEYS) + " |")
+    print("|---|---|---|" + "---|" * len(SCORE_KEYS))
+    for (n, g), rs in rows.items():
         cells = []
         for k in SCORE_KEYS:
-            v = [r[k] for r in rows[n] if r[k] is not None]
+            v = [r[k] for r in rs if r[k] is not None]
             cells.append(f"{statistics.mean(v):.2f} ± {statistics.stdev(v) if len(v) > 1 else 0:.2f}" if v else "n/a")
-        print(f"| {n} | {steps[n]} | " + " | ".join(cells) + " |")
+        print(f"| {n} | {steps[n]} | {g:g} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -259,6 +259,7 @@ class ModelConfig(_Section):
     layers_per_block: Int
     cross_attention_dim: Int
     attention_head_dim: Int
+    pooled_condition: Bool = False  # the mean condition token also joins the time embedding (every block sees it)
 
     def check(self) -> None:
         n = len(self.block_out_channels)

@@ -29,3 +29,13 @@ class ConditionAdapter(ModelMixin, ConfigMixin):
 
     def unconditional(self, batch: int) -> torch.Tensor:
         return self.null.expand(batch, -1, -1)
+
+
+def condition_kwargs(unet, states: torch.Tensor) -> dict:
+    """The UNet's condition arguments for adapter states [B, N, D]: cross-attention on every token and,
+    for a UNet built with a pooled condition (`class_embed_type="projection"`), their mean added to the
+    time embedding, so every ResNet block sees the condition, not only the attention blocks. Stable
+    unCLIP's image variations pass their image embedding the same way."""
+    if unet.config.class_embed_type == "projection":
+        return {"encoder_hidden_states": states, "class_labels": states.mean(1)}
+    return {"encoder_hidden_states": states}

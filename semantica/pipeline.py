@@ -30,7 +30,7 @@ from transformers import ImageProcessingMixin, PreTrainedModel
 
 from semantica.encoders import FrozenEncoder
 from semantica.errors import UserError
-from semantica.models import ConditionAdapter
+from semantica.models import ConditionAdapter, condition_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,12 @@ class SemanticaPipeline(DiffusionPipeline):
             for t in self.scheduler.timesteps:
                 x_in = self.scheduler.scale_model_input(x, t).to(dtype)
                 if guidance_scale == 1.0:
-                    v = self.unet(x_in, t, encoder_hidden_states=cond).sample
+                    v = self.unet(x_in, t, **condition_kwargs(self.unet, cond)).sample
                 elif guidance_scale == 0.0:  # the unconditional model alone: half the work
-                    v = self.unet(x_in, t, encoder_hidden_states=uncond).sample
+                    v = self.unet(x_in, t, **condition_kwargs(self.unet, uncond)).sample
                 else:  # classifier-free guidance: v_u + g (v_c − v_u); g = 0 is the unconditional model
-                    both = self.unet(torch.cat([x_in, x_in]), t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+                    both = self.unet(torch.cat([x_in, x_in]), t,
+                                     **condition_kwargs(self.unet, torch.cat([uncond, cond]))).sample
                     v_u, v_c = both.float().chunk(2)
                     v = v_u + guidance_scale * (v_c - v_u)
                 x = self.scheduler.step(v.float(), t, x).prev_sample

@@ -207,3 +207,30 @@ def test_clip_and_siglip_encoders_save_and_load_as_components(settings, family, 
     assert type(loaded.image_encoder) is type(enc.model) and loaded.encoder.family == enc.family
     kw = dict(num_variations=1, num_inference_steps=1, output_type="pt")
     assert torch.equal(pipe([RED], **kw).images[0], loaded([RED], **kw).images[0])
+
+
+def test_a_pooled_condition_model_feeds_the_time_embedding_and_round_trips(settings, tmp_path):
+    """models.*.pooled_condition: the UNet gets diffusers' projection class embedding, the mean adapter state goes
+    into it (in training and in the pipeline), and the export loads and samples the same images."""
+    import dataclasses
+    from semantica.models import condition_kwargs
+    from semantica.training.step import build_model
+    enc_dir = build_tiny_encoder(tmp_path / "enc")
+    enc = load_encoder(str(enc_dir), device="cpu")
+    tokens = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens
+    m = build_model(dataclasses.replace(settings.models["tiny"], pooled_condition=True), enc.dim, tokens.shape[1], 0)
+    assert m.unet.config.class_embed_type == "projection"
+    states = m.adapter(torch.randn(2, *tokens.shape[1:], generator=torch.Generator().manual_seed(0)))
+    kw = condition_kwargs(m.unet, states)
+    assert torch.equal(kw["class_labels"], states.mean(1))
+    x, t = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([10, 500])
+    with torch.no_grad():
+        pooled = m.unet(x, t, **kw).sample
+        zero = m.unet(x, t, encoder_hidden_states=states, class_labels=torch.zeros_like(kw["class_labels"])).sample
+    assert not torch.allclose(pooled, zero)  # the pooled state changes the prediction
+    pipe = _pipe(m, enc_dir)
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = SemanticaPipeline.from_pretrained(tmp_path / "p")
+    assert loaded.unet.config.class_embed_type == "projection"
+    a = pipe([RED], num_variations=2, output_type="pt", **KW).images[0]
+    assert torch.equal(a, loaded([RED], num_variations=2, output_type="pt", **KW).images[0])

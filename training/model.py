@@ -8,7 +8,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from semantica.config import ModelConfig
-from semantica.models import ConditionAdapter  # shared with the pipeline (semantica/pipeline.py); step.py imports it here
+from semantica.models import ConditionAdapter, condition_kwargs  # shared with the pipeline (semantica/pipeline.py); step.py imports it here
 
 
 def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2DConditionModel:
@@ -21,7 +21,10 @@ def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2D
         block_out_channels=tuple(cfg.block_out_channels), down_block_types=tuple(cfg.down_block_types),
         up_block_types=tuple(cfg.up_block_types), layers_per_block=cfg.layers_per_block,
         cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=heads or cfg.heads_per_block(),
-        norm_num_groups=min(32, cfg.block_out_channels[0]))
+        norm_num_groups=min(32, cfg.block_out_channels[0]),
+        # pooled condition: diffusers' "projection" class embedding, added to the time embedding
+        class_embed_type="projection" if cfg.pooled_condition else None,
+        projection_class_embeddings_input_dim=cfg.cross_attention_dim if cfg.pooled_condition else None)
 
 
 class Denoiser(torch.nn.Module):
@@ -33,4 +36,4 @@ class Denoiser(torch.nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
-        return self.unet(x_t, t, encoder_hidden_states=self.adapter(tokens, drop)).sample
+        return self.unet(x_t, t, **condition_kwargs(self.unet, self.adapter(tokens, drop))).sample
