@@ -97,8 +97,8 @@ class _WarcFiles:
         self.writers[i].write_record(rec)
         status = int(http.get_statuscode()) if http is not None and rtype == "response" else None
         self.records.append(dict(warc_file=self.paths[i].name, offset=offset, record_type=rtype, target_uri=uri,
-                                 http_status=status, content_type=http.get_header("Content-Type") if http else content_type,
-                                 role=role))
+                                 http_status=status,
+                                 content_type=http.get_header("Content-Type") if http else content_type, role=role))
         return headers["WARC-Record-ID"]
 
     def exchange(self, i: int, uri: str, status: str, headers: list, body: bytes, role: str) -> None:
