@@ -155,7 +155,7 @@ def load_seeds() -> dict:
             if p.name.endswith((".warc", ".warc.gz", ".arc", ".arc.gz")) and p.stat().st_size <= MAX_SEED_WARC:
                 warcs.append((p.name, p.read_bytes()))
     images = make_images()
-    from semantica.mining.html_refs import is_html
+    from semantica.mining.html_charset import is_html
     from semantica.mining.warc_io import iter_records
     for name, data in warcs[:12]:
         with tempfile.NamedTemporaryFile(suffix="-" + name) as f:
