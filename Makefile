@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Each builds .venv on first use
+# The two commands of the README: `make demo` and `make test` (ruff's lint, then the tests). Each builds .venv on first use
 # (and again when setup.cfg or constraints.txt change), so a fresh clone needs nothing else.
 PYTHON ?= python3.11
 VENV   := .venv
@@ -23,6 +23,7 @@ demo: $(STAMP)
 	NO_ALBUMENTATIONS_UPDATE=1 $(BIN)/semantica demo --output demo-out --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	NO_ALBUMENTATIONS_UPDATE=1 $(BIN)/python -m pytest -q
 
 clean:

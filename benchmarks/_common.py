@@ -62,7 +62,8 @@ def realistic_page(rng: random.Random, vocab: list[str], host: str, target: int)
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f'<meta property="og:image" content="https://{host}/og/{rng.getrandbits(32):08x}.jpg">',
             f'<link rel="stylesheet" href="/assets/site.{rng.getrandbits(32):08x}.css">',
-            "<style>" + "".join(f".c{rng.getrandbits(20):x}{{margin:{rng.randint(0, 40)}px;color:#{rng.getrandbits(24):06x}}}"
+            "<style>" + "".join(f".c{rng.getrandbits(20):x}"
+                                f"{{margin:{rng.randint(0, 40)}px;color:#{rng.getrandbits(24):06x}}}"
                                 for _ in range(rng.randint(40, 200))) + "</style>",
             "<script>window.dataLayer=window.dataLayer||[];" + ";".join(
                 f'dataLayer.push({{"event":"{_words(rng, vocab, 1)}","id":{rng.getrandbits(30)}}})'

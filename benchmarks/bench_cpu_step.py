@@ -91,7 +91,8 @@ def main(argv=None) -> int:
     probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size)).tokens
     data = batches(args.pairs, model_cfg.resolution, bs, 16)
     n_params = sum(p.numel() for p in build_model(model_cfg, encoder.dim, probe.shape[1], 0).parameters())
-    print(f"model {args.model}: {n_params / 1e6:.2f} M parameters, batch {bs}, {torch.get_num_threads()} default threads")
+    print(f"model {args.model}: {n_params / 1e6:.2f} M parameters, batch {bs}, "
+          f"{torch.get_num_threads()} default threads")
 
     print("\n(1) split of one step (ms), plain loop, encoder on every step:")
     for threads in (1, 2):

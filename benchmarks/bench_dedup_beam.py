@@ -337,7 +337,8 @@ def main() -> None:
         image_id = "0" * 64  # sha256 hex, the former value's id
         old_keys = [old_band_keys(h, dedup.lsh_bands, d) for h in probe]
         old_key_b = sum(len(any_coder.encode(k)) for ks in old_keys for k in ks) / len(probe)
-        old_kv_b = sum(len(any_coder.encode((k, (image_id, h)))) for h, ks in zip(probe, old_keys) for k in ks) / len(probe)
+        old_kv_b = sum(len(any_coder.encode((k, (image_id, h))))
+                       for h, ks in zip(probe, old_keys) for k in ks) / len(probe)
         n_keys = len(keys[0])
         print(f"\nLSH shuffle ({n_keys} keys a picture; PCollection type {lsh_type}, coder {lsh_coder}):")
         print(f"  keys:            {key_b:7.1f} bytes/picture ({key_b / n_keys:.2f} a key)   former tuple keys "
@@ -363,7 +364,8 @@ def main() -> None:
 
         # --- recall
         planted_found = len(truth["pairs"] & edges)
-        ends = np.array(sorted({x for pr in truth["pairs"] for x in pr} | truth["logos"]), dtype=np.int64).view(np.uint64)
+        ends = np.array(sorted({x for pr in truth["pairs"] for x in pr} | truth["logos"]),
+                        dtype=np.int64).view(np.uint64)
         half = min(args.sample // 2, len(ends))
         sample = np.unique(np.concatenate([rng.choice(ends, half, replace=False),
                                            rng.choice(distinct, args.sample - half, replace=False)]))
@@ -386,7 +388,8 @@ def main() -> None:
 
         # --- projection to 10^9 pictures
         N = 1e9
-        n_buckets = math.comb(dedup.lsh_bands, dedup.lsh_bands - d) * 2 ** (64 // dedup.lsh_bands * (dedup.lsh_bands - d))
+        n_buckets = (math.comb(dedup.lsh_bands, dedup.lsh_bands - d)
+                     * 2 ** (64 // dedup.lsh_bands * (dedup.lsh_bands - d)))
         per_bucket = N / 2 ** (64 // dedup.lsh_bands * (dedup.lsh_bands - d))  # each picture: one bucket a subset
         # near_pairs on a bucket of that size: comparisons/s (the quadratic part at scale), best of 2
         size = int(round(per_bucket))
@@ -404,15 +407,17 @@ def main() -> None:
               f"every shuffle of the chain ~{total * N / 1e9:,.0f} GB (former LSH keys + values "
               f"{old_kv_b * N / 1e9:,.0f} GB)")
         print(f"  the graph, linear part: {per_img * N / 3600:,.0f} core-hours")
-        print(f"  buckets: {n_buckets:,}, ~{per_bucket:,.0f} hashes each at 10^9 (here ~{n_img * per_bucket / N:,.1f}); "
+        print(f"  buckets: {n_buckets:,}, ~{per_bucket:,.0f} hashes each at 10^9 "
+              f"(here ~{n_img * per_bucket / N:,.1f}); "
               f"near_pairs on a bucket of {size:,}: {t:.2f} s = {cmp_rate / 1e6:.0f} M comparisons/s (numpy)")
         for name, cap in (("local", dedup.lsh_max_bucket), ("dataflow/spark/flink", scale_cap)):
             m = min(per_bucket, cap)
             cmp_b = n_buckets * m * (m - 1) / 2
             print(f"  lsh_max_bucket {cap:,} ({name}): {cmp_b:.2e} comparisons, {cmp_b / cmp_rate / 3600:,.0f} "
                   f"core-hours of verification; "
-                  + (f"uniform hashes' buckets (~{per_bucket:,.0f} +- {per_bucket ** 0.5:,.0f}) verified whole: recall 1.0 "
-                     f"(real pHashes cluster: a bucket over the cap is cut)" if per_bucket + 10 * per_bucket ** 0.5 < cap
+                  + (f"uniform hashes' buckets (~{per_bucket:,.0f} +- {per_bucket ** 0.5:,.0f}) "
+                     f"verified whole: recall 1.0 (real pHashes cluster: a bucket over the cap is cut)"
+                     if per_bucket + 10 * per_bucket ** 0.5 < cap
                      else f"buckets are cut to their {cap:,} smallest hashes: pairs are missed (recall below 1.0)"))
         print(json.dumps(dict(n=n_img, occurrences=n_occ, wall_s=round(run["wall"], 1), hwm_mb=round(run["hwm"] / 1024),
                               key_bytes=round(key_b, 1), kv_bytes=round(kv_b, 1), old_key_bytes=round(old_key_b, 1),

@@ -55,12 +55,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1000, help="pictures to embed (default 1,000)")
     ap.add_argument("--batch", type=int, default=64, help="embed_pil batch size (default 64)")
     ap.add_argument("--vitb-batch", type=int, default=8, help="DINOv2-B CPU batch size (default 8)")
-    ap.add_argument("--vitb-batches", type=int, default=2, help="DINOv2-B CPU batches timed, after one warm-up (default 2)")
+    ap.add_argument("--vitb-batches", type=int, default=2,
+                    help="DINOv2-B CPU batches timed, after one warm-up (default 2)")
     ap.add_argument("--repeats", type=int, default=3, help="tiny encoder and processor timings: best of (default 3)")
     ap.add_argument("--mfu", type=float, default=0.4, help="assumed share of the H100's dense bf16 peak (default 0.4)")
     args = ap.parse_args()
     rng = random.Random(0)
-    images = [draw_topic_picture(rng, i % 8, 8, rng.randint(112, 144), rng.randint(112, 144)) for i in range(args.images)]
+    images = [draw_topic_picture(rng, i % 8, 8, rng.randint(112, 144), rng.randint(112, 144))
+              for i in range(args.images)]
     print(f"{len(images):,} pictures of 112-144 px (sample-web drawings); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {len(os.sched_getaffinity(0))} CPUs")
 
@@ -103,11 +105,12 @@ def main() -> None:
     del eager
     print(f"\nDINOv2-B (Dinov2Config(): hidden {c.hidden_size}, {c.num_hidden_layers} layers, {c.image_size} px, patch "
           f"{c.patch_size}): {params / 1e6:.1f}M params, {tokens} tokens")
-    print(f"forward FLOPs/image = 2 x params x tokens + 2 x layers x 2 x tokens^2 x hidden")
+    print("forward FLOPs/image = 2 x params x tokens + 2 x layers x 2 x tokens^2 x hidden")
     print(f"                    = 2 x {params / 1e6:.1f}M x {tokens} + 2 x {c.num_hidden_layers} x 2 x {tokens}^2 x "
           f"{c.hidden_size} = {f_dense / 1e9:.1f} + {f_attn / 1e9:.1f} = {(f_dense + f_attn) / 1e9:.1f} GFLOP")
     print(f"FlopCounterMode, one image, eager attention: {f_counted / 1e9:.1f} GFLOP ("
-          + ", ".join(f"{k} {v:.2f}" for k, v in by_op.items()) + f"); {f_counted / (f_dense + f_attn):.1%} of the formula")
+          + ", ".join(f"{k} {v:.2f}" for k, v in by_op.items())
+          + f"); {f_counted / (f_dense + f_attn):.1%} of the formula")
     x = torch.randn(args.vitb_batch, 3, c.image_size, c.image_size)
     with torch.no_grad():
         vitb(pixel_values=x)  # warm-up
@@ -119,9 +122,10 @@ def main() -> None:
     proc_ips = n / t_proc
     gpu_ips = args.mfu * H100_BF16_DENSE / f_counted
     print(f"\n{'DINOv2-B':<52}{'images/s':>10}{'vs CPU forward':>16}")
-    print(f"{'CPU forward, fp32, batch ' + str(args.vitb_batch) + f', {default_threads} threads ({args.vitb_batches} batches)':<52}"
-          f"{cpu_ips:>10,.1f}{1:>15.0f}x")
-    print(f"{'CPU image processor 256/224 (measured, this machine)':<52}{proc_ips:>10,.0f}{proc_ips / cpu_ips:>15,.0f}x")
+    cpu_label = f"CPU forward, fp32, batch {args.vitb_batch}, {default_threads} threads ({args.vitb_batches} batches)"
+    print(f"{cpu_label:<52}{cpu_ips:>10,.1f}{1:>15.0f}x")
+    print(f"{'CPU image processor 256/224 (measured, this machine)':<52}"
+          f"{proc_ips:>10,.0f}{proc_ips / cpu_ips:>15,.0f}x")
     print(f"{'H100 forward, projected':<52}{gpu_ips:>10,.0f}{gpu_ips / cpu_ips:>15,.0f}x")
     print(f"projection assumes {args.mfu:.0%} of {H100_BF16_DENSE / 1e12:.0f} TFLOP/s dense bf16 = "
           f"{args.mfu * H100_BF16_DENSE / 1e12:.0f} TFLOP/s sustained and {f_counted / 1e9:.1f} GFLOP/image (counted); "

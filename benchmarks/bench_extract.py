@@ -83,7 +83,8 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     from semantica.mining import reasons as R
     from semantica.mining.extract import process_warc
     from semantica.mining.html_bounds import bound_html
-    from semantica.mining.html_refs import decode_html_utf8, extract_refs, is_html, resolve, resolve_candidates
+    from semantica.mining.html_charset import decode_html_utf8, is_html
+    from semantica.mining.html_refs import extract_refs, resolve, resolve_candidates
     from semantica.mining.prefilter import prefilter_page
     from semantica.mining.warc_io import iter_records
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)

@@ -205,7 +205,7 @@ def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, arg
         if args.profile_steps and cfg.compile == (not args.smoke) and name == "fast" and not b.profiled:
             b.profiled = True
             profile_steps(step, dev, args.profile_steps)
-        del state, model
+        state = model = None  # free them before the next variant (`step` holds `state`)
     configure_backends(dataclasses.replace(cfgs[0][1], tf32=False), dev)
 
 
@@ -279,7 +279,7 @@ def bench_unet(b: Bench, model_cfg: ModelConfig, batch: int, n_tokens: int, enc_
             fwd_bwd()
         sec = timed_rounds(fwd_bwd, dev, args.warmup, args.steps, args.rounds)
         b.record("unet", name, batch, sec, fc.get_total_flops())
-        del unet
+        unet = None  # free it before the next variant (`fwd_bwd` holds it)
 
 
 def bench_encoder(b: Bench, encoder, batch: int, args) -> int:

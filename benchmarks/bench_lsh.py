@@ -62,7 +62,8 @@ def lsh_np(hs: np.ndarray, ids: np.ndarray, n_bands: int, d: int) -> tuple[set, 
         keep = np.arange(len(key)) - np.repeat(starts, sizes) < MAX_BUCKET  # near_pairs: MAX_BUCKET smallest
         key, idx, h = key[keep], idx[keep], h[keep]
         m = np.minimum(sizes, MAX_BUCKET).astype(np.int64)
-        n_buckets, largest, comparisons = n_buckets + len(sizes), max(largest, int(sizes.max())), comparisons + int((m * (m - 1) // 2).sum())
+        n_buckets, largest = n_buckets + len(sizes), max(largest, int(sizes.max()))
+        comparisons += int((m * (m - 1) // 2).sum())
         cand, off = np.arange(len(key) - 1), 1
         while len(cand):
             cand = cand[cand + off < len(key)]
@@ -92,7 +93,8 @@ def main() -> None:
     ap.add_argument("--python-n", type=int, help="run the pure Python path on the first N hashes and scale "
                                                  "(default: all of them, measured end to end)")
     ap.add_argument("--bands", type=int, default=dedup.lsh_bands, help=f"(default {dedup.lsh_bands})")
-    ap.add_argument("--max-distance", type=int, default=dedup.near_dup_hamming, help=f"(default {dedup.near_dup_hamming})")
+    ap.add_argument("--max-distance", type=int, default=dedup.near_dup_hamming,
+                    help=f"(default {dedup.near_dup_hamming})")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     d, rng = args.max_distance, np.random.default_rng(args.seed)
@@ -111,14 +113,15 @@ def main() -> None:
     pair_int = lambda p: min(int(p[0]), int(p[1])) << 32 | max(int(p[0]), int(p[1]))  # noqa: E731 (ids)
     hash_pair = lambda p: pair_int((id_of[p[0]], id_of[p[1]]))  # noqa: E731 (near_pairs yields hashes)
     n_keys = len(band_keys(0, args.bands, d))
-    print(f"{total:,} hashes ({args.planted:,} planted copies at distance 1..{d}), {args.bands} bands, distance <= {d}: "
-          f"{n_keys} keys of {args.bands - d} bands per hash")
+    print(f"{total:,} hashes ({args.planted:,} planted copies at distance 1..{d}), {args.bands} bands, "
+          f"distance <= {d}: {n_keys} keys of {args.bands - d} bands per hash")
 
     t_np, (found_np, n_buckets, largest, comparisons) = _common.timed(lsh_np, hs, ids, args.bands, d)
     py_n = min(args.python_n or total, total)
     py_items = items if py_n == total else sorted(items[:py_n])
     t_keys, buckets = _common.timed(lsh_python, py_items, args.bands, d)
-    t_verify, found_py = _common.timed(lambda: {hash_pair(p) for b in buckets.values() for p in near_pairs(b, d)})
+    t_verify, found_py = _common.timed(lambda bs: {hash_pair(p) for b in bs.values() for p in near_pairs(b, d)},
+                                       buckets)
     py_comparisons = sum(min(len(b), MAX_BUCKET) * (min(len(b), MAX_BUCKET) - 1) // 2 for b in buckets.values())
     del buckets
     if py_n < total:
@@ -153,7 +156,8 @@ def main() -> None:
     print(f"{'LSH: near_pairs on every bucket':<38}{t_verify:>13.1f}s{'':>12}")
     print(f"{'LSH total':<38}{t_py:>13.1f}s{t_np:>11.1f}s   (Python: {how}; numpy: measured)")
     print(f"{'brute force on the sample (measured)':<38}{t_bf_py:>13.2f}s{t_bf_np:>11.3f}s   ({len(sample):,} hashes)")
-    print(f"{'brute force, all pairs (scaled n^2)':<38}{t_bf_py * scale:>13.0f}s{t_bf_np * scale:>11.0f}s   (x{scale:,.0f})")
+    print(f"{'brute force, all pairs (scaled n^2)':<38}{t_bf_py * scale:>13.0f}s{t_bf_np * scale:>11.0f}s"
+          f"   (x{scale:,.0f})")
     print(f"{'speed-up of LSH over brute force':<38}{t_bf_py * scale / t_py:>13.0f}x{t_bf_np * scale / t_np:>11.0f}x"
           f"   (same-run ratio)")
     print(f"comparisons: LSH {comparisons:,} vs all pairs {all_pairs:,} ({all_pairs / comparisons:,.0f}x fewer)")

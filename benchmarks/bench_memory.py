@@ -48,7 +48,8 @@ def records(target_bytes: int, path: Path, seed: int = 0):
     while not path.exists() or path.stat().st_size < target_bytes:
         host = f"www.site{i % 50}.example"
         if i % 10 == 9:
-            yield f"https://{host}/img/{i}.jpg", b"\xff\xd8\xff\xe0" + os.urandom(rng.randint(30, 500) * 1000), "image/jpeg"
+            body = b"\xff\xd8\xff\xe0" + os.urandom(rng.randint(30, 500) * 1000)
+            yield f"https://{host}/img/{i}.jpg", body, "image/jpeg"
         else:
             size = rng.randint(1000, 4000) * 1000 if rng.random() < 0.01 else int(rng.uniform(50, 300) * 1000)
             blob = base64.b64encode(os.urandom(size * 3 // 4)).decode()
@@ -103,7 +104,8 @@ def main() -> None:
     try:
         results = {}
         for mode in ("warcio", "process_warc"):
-            cmd = [sys.executable, __file__, "--child", mode, str(path)] + (["--no-main-content"] * args.no_main_content)
+            cmd = ([sys.executable, __file__, "--child", mode, str(path)]
+                   + (["--no-main-content"] * args.no_main_content))
             results[mode] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
             print(f"  ran {mode}: {results[mode]}", flush=True)
     finally:

@@ -132,7 +132,8 @@ def score(model, encoder, reference, judge, ev, guidance: float, seed: int) -> d
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--demo-out", type=Path, required=True, help="a demo's output (filtered/, sample-web/, tiny-encoder/)")
+    ap.add_argument("--demo-out", type=Path, required=True,
+                    help="a demo's output (filtered/, sample-web/, tiny-encoder/)")
     ap.add_argument("--budget", type=int, default=150, help="steps of the first variant; the others get its seconds")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--guidance", default="2", help="guidance scales to score each model at (comma-separated)")

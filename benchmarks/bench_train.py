@@ -152,7 +152,8 @@ def data_path_64(tmp: Path, n_pairs: int, seed: int) -> list:
     avg = write_photo_pairs(folder, n_pairs, seed=seed)
     table = load_examples(folder).slice(0, 512).to_pydict()  # in process: the first 512 pairs are enough
     rows = []
-    for name, decode in (("shipped (JPEG draft + reducing_gap)", tdata._decode), ("full decode (before)", _decode_full)):
+    for name, decode in (("shipped (JPEG draft + reducing_gap)", tdata._decode),
+                         ("full decode (before)", _decode_full)):
         t0 = time.perf_counter()
         n_in = len(table["pair_id"]) // bs * bs
         for i in range(0, n_in, bs):
@@ -177,12 +178,13 @@ def data_path_64(tmp: Path, n_pairs: int, seed: int) -> list:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=80, help="training steps N of each path (default 80)")
-    ap.add_argument("--encoder-steps", type=int, default=50, help="tiny encoder training steps (default 50; its quality "
-                                                                 "does not change throughput)")
+    ap.add_argument("--encoder-steps", type=int, default=50,
+                    help="tiny encoder training steps (default 50; its quality does not change throughput)")
     ap.add_argument("--default-threads-steps", type=int, default=0, metavar="M",
                     help="also time the plain loop for M steps at torch's default thread count (default 0: not; "
                          "with other processes busy, 2 threads ran 12x slower than 1 here)")
-    ap.add_argument("--data-pairs", type=int, default=2048, help="photo pairs of the 64 px data path (d) (default 2048)")
+    ap.add_argument("--data-pairs", type=int, default=2048,
+                    help="photo pairs of the 64 px data path (d) (default 2048)")
     ap.add_argument("--data-only", action="store_true", help="measure (d) alone")
     args = ap.parse_args()
     if args.data_only:
@@ -211,8 +213,9 @@ def main() -> None:
         table = load_examples(mined)
         rows = decode_batch(table.to_pydict(), model_cfg.resolution)
         bs = cfg.batch_size
-        batches = [(augment(rows["cond"][i:i + bs], rows["pair_id"][i:i + bs], 0, cfg.seed, model_cfg.resolution, "cond"),
-                    augment(rows["target"][i:i + bs], rows["pair_id"][i:i + bs], 0, cfg.seed, model_cfg.resolution, "target"))
+        res = model_cfg.resolution
+        batches = [(augment(rows["cond"][i:i + bs], rows["pair_id"][i:i + bs], 0, cfg.seed, res, "cond"),
+                    augment(rows["target"][i:i + bs], rows["pair_id"][i:i + bs], 0, cfg.seed, res, "target"))
                    for i in range(0, table.num_rows - bs + 1, bs)]
         print(f"sample web mined in {t_mine:.1f} s: {table.num_rows} pairs ({len(batches)} batches of {bs} an epoch); "
               f"tiny encoder trained in {t_enc:.1f} s ({args.encoder_steps} steps); model 'tiny' "
@@ -223,7 +226,8 @@ def main() -> None:
         half = (n - 10) // 20 * 10
         before = [next(plain) for _ in range(half)]  # the plain loop brackets run_train in time:
         run_dir = Path(tmp) / "run"                  # a load drift from other processes cancels
-        t_a, summary = _common.timed(run_train, s, mined, run_dir, encoder=str(enc_path), max_steps=n, model_name="tiny")
+        t_a, summary = _common.timed(run_train, s, mined, run_dir, encoder=str(enc_path), max_steps=n,
+                                     model_name="tiny")
         after = [next(plain) for _ in range(n - 10 - half)]
         hist = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
         win = [(b["step"] - a["step"], b["steps_per_s"] * bs) for a, b in zip(hist, hist[1:]) if a["step"] >= 10]

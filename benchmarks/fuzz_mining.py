@@ -19,10 +19,11 @@ the pipeline calls it, so that an exception is visible (not counted `internal_er
 
 Each input runs in a pool of worker processes; a worker that spends more than --timeout (5 s) of
 CPU on one input, or 6 times that of wall-clock, is killed and the input counted a hang (CPU
-time, because on a shared machine wall-clock counts the neighbours' load too). An exception escaping the target is a crash, grouped
-by (target, exception class, innermost frame). Peak memory: each worker's VmHWM (workers are
-spawned, so a big parent, such as a pytest process that has loaded torch, does not count; nor do
-the parent's other children, which getrusage(RUSAGE_CHILDREN) would include). The pure-Python mutator is used rather than
+time, because on a shared machine wall-clock counts the neighbours' load too). An exception
+escaping the target is a crash, grouped by (target, exception class, innermost frame). Peak
+memory: each worker's VmHWM (workers are spawned, so a big parent, such as a pytest process that
+has loaded torch, does not count; nor do the parent's other children, which
+getrusage(RUSAGE_CHILDREN) would include). The pure-Python mutator is used rather than
 atheris: the targets are mostly C (Lexbor, Pillow, FastWARC) without coverage
 instrumentation, so coverage guidance would see little.
 
@@ -154,7 +155,7 @@ def load_seeds() -> dict:
             if p.name.endswith((".warc", ".warc.gz", ".arc", ".arc.gz")) and p.stat().st_size <= MAX_SEED_WARC:
                 warcs.append((p.name, p.read_bytes()))
     images = make_images()
-    from semantica.mining.html_refs import is_html
+    from semantica.mining.html_charset import is_html
     from semantica.mining.warc_io import iter_records
     for name, data in warcs[:12]:
         with tempfile.NamedTemporaryFile(suffix="-" + name) as f:
@@ -171,7 +172,8 @@ def load_seeds() -> dict:
                 for k, v in sorted(images.items())]
     made = [
         ("made-plain.warc.gz", _warc([("http://fuzz.example.org/p.html", "text/html", page, ())] + img_recs)),
-        ("made-plain.warc", _warc([("http://fuzz.example.org/p.html", "text/html", page, ())] + img_recs[:4], gz=False)),
+        ("made-plain.warc", _warc([("http://fuzz.example.org/p.html", "text/html", page, ())] + img_recs[:4],
+                                  gz=False)),
         ("made-chunked.warc.gz", _warc([("http://fuzz.example.org/c.html", "text/html", _chunked(page),
                                          (("Transfer-Encoding", "chunked"),))])),
         ("made-gzip.warc.gz", _warc([("http://fuzz.example.org/g.html", "text/html", gzip.compress(page),
@@ -222,7 +224,8 @@ def mutate_bytes(rng: random.Random, data: bytes) -> bytes:
             b[i:i] = b"\x00" * rng.choice((1, 3, 100))
         elif op == 6 and len(b) >= 4:  # an interesting 32-bit integer (sizes, counts, lengths)
             i = rng.randrange(len(b) - 3)
-            b[i:i + 4] = rng.choice((0, 1, 0x7fffffff, 0xffffffff, 0x10000, 0xffff)).to_bytes(4, rng.choice(("big", "little")))
+            value = rng.choice((0, 1, 0x7fffffff, 0xffffffff, 0x10000, 0xffff))
+            b[i:i + 4] = value.to_bytes(4, rng.choice(("big", "little")))
     return bytes(b)
 
 
@@ -521,7 +524,8 @@ def run(n: int, seed: int, workers: int, timeout: float, mem_limit_mb: int = 307
     pool.close()
     elapsed = time.perf_counter() - t_ready
     return {
-        "inputs": done, "inputs_asked": n, "seed": seed, "workers": workers, "timeout_cpu_s": timeout, "timeout_wall_s": wall_timeout,
+        "inputs": done, "inputs_asked": n, "seed": seed, "workers": workers,
+        "timeout_cpu_s": timeout, "timeout_wall_s": wall_timeout,
         "by_target": dict(by_target), "crashes": crashes,
         "crash_count": sum(c["count"] for c in crashes.values()), "hangs": hangs,
         "peak_rss_mb": round(peak_kb / 1024, 1),

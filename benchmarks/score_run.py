@@ -23,10 +23,11 @@ print("judge", judge.accuracy, judge.shape_accuracy, judge.rejects, time.time() 
 ref = write_reference(draw_pictures(sw, 8, seed=1), out / "reference")
 ev = run_evaluate(s.with_stage("evaluate", shots=[8], repeats=2, guidance_scales=[0.0, 2.0, 4.0]), run, ref, out / "ev",
                   judge=judge, overwrite=True)
+SCORES = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")
 for r in ev["guidance"]:
-    print(r["guidance"], {k: r[k] for k in ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")})
+    print(r["guidance"], {k: r[k] for k in SCORES})
 f = ev["few_shot"][0]
-print("few-shot k=8, 2 seeds:", {k: f[k] for k in ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")})
+print("few-shot k=8, 2 seeds:", {k: f[k] for k in SCORES})
 inputs = _demo_inputs(sw_dir, out / "inputs", sw.num_topics)
 e = s.stages.evaluate  # as the demo generates
 print(generate(run, inputs, 4, out / "variations", guidance=e.guidance, steps=e.steps, scheduler=e.scheduler,

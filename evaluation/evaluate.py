@@ -166,18 +166,8 @@ def _save_samples(folder: Path, names: list[str], samples: list[list]) -> None:
             img.save(sub / f"{i}.png")
 
 
-def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *, encoder: Optional[str] = None,
-                 max_reference: Optional[int] = None, overwrite: bool = False, judge=None) -> dict:
-    """Few-shot evaluation with `settings.stages.evaluate` (set its values with `--set` or `dataclasses.replace`).
-    `encoder`: the encoder of the encoder features, consistency and diversity (default: the model's own);
-    `judge`: a TopicJudge (evaluation/classifier.py) for the labelled scores; by default, with a
-    labelled reference, one is trained on 3/4 of the reference and its accuracy measured on the rest."""
-    import dataclasses
-    from semantica.evaluation.report import write_report
-    t0 = time.perf_counter()
-    ev = settings.stages.evaluate  # num_samples ≥ 4, repeats ≥ 1, shots ≥ 1: checked by EvaluateConfig
-    out = Path(out)
-    prepare_output(out, overwrite)
+def _pipeline_and_encoder(model: Path, encoder: Optional[str], ev: EvaluateConfig):
+    """(the model's pipeline, with `ev.scheduler` if set; the encoder of the scores: `encoder`, else the model's)."""
     pipe = load_pipeline(model, precision=ev.precision)
     if ev.scheduler:
         try:
@@ -186,10 +176,12 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
             raise UserError(f"--scheduler: {e}") from None
     if encoder:
         from semantica.encoders import load_encoder
-        enc = load_encoder(encoder)
-    else:
-        enc = pipe.encoder
-    space = load_features(ev.features, enc, ev.inception_weights or None)
+        return pipe, load_encoder(encoder)
+    return pipe, pipe.encoder
+
+
+def _checked_reference(reference: Path, max_reference: Optional[int], ev: EvaluateConfig):
+    """The reference set, refused where it is too small for precision/recall or for the shot counts."""
     ref = load_reference(reference, limit=max_reference)
     if len(ref.images) < K_NEAREST + 1:
         raise UserError(f"--reference {reference}: {len(ref.images)} readable images; precision/recall need at "
@@ -198,27 +190,37 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     if too_many:
         raise UserError(f"--shots {too_many}: more conditions than reference images ({len(ref.images)}) "
                         f"or samples ({ev.num_samples})")
-    labels = sorted({x for x in ref.labels if x is not None})
-    judge_info = None
-    if len(labels) > 1 and all(x is not None for x in ref.labels):
-        if judge is None:
-            from semantica.evaluation.classifier import fit_judge_held_out
-            judge = fit_judge_held_out(ref.images, ref.labels, seed=ev.seed)
-            judge_info = {"trained_on": "3/4 of the reference", "held_out_accuracy": judge.accuracy}
-        else:
-            judge_info = {"trained_on": "given", "held_out_accuracy": judge.accuracy}
-        log.info("topic judge: held-out accuracy %s", judge.accuracy)
+    return ref
+
+
+def _topic_judge(ref, labels: list, judge, ev: EvaluateConfig) -> tuple:
+    """(judge, metrics.json's topic_judge): `judge` or one fit on a reference of 2+ labels, all labelled; else None."""
+    if not (len(labels) > 1 and all(x is not None for x in ref.labels)):
+        return None, None
+    if judge is None:
+        from semantica.evaluation.classifier import fit_judge_held_out
+        judge = fit_judge_held_out(ref.images, ref.labels, seed=ev.seed)
+        judge_info = {"trained_on": "3/4 of the reference", "held_out_accuracy": judge.accuracy}
     else:
-        judge = None
-    evaluator = Evaluator(pipe, ref, space, enc, ev, k_nearest=K_NEAREST, judge=judge)
-    k_sweep = max(ev.shots)
+        judge_info = {"trained_on": "given", "held_out_accuracy": judge.accuracy}
+    log.info("topic judge: held-out accuracy %s", judge.accuracy)
+    return judge, judge_info
+
+
+def _jobs(ev: EvaluateConfig, labels: list) -> list[tuple]:
+    """Every run, as (kind, k, repeat, guidance): the few-shot runs, the per-class ones, the guidance sweep."""
     jobs = [("few-shot", k, r, ev.guidance) for k in ev.shots for r in range(ev.repeats)]
     if ev.per_class and len(labels) > 1 and len(labels) <= ev.num_samples:
         jobs += [("per-class", PER_CLASS, r, ev.guidance) for r in range(ev.repeats)]
     elif ev.per_class:
         log.info("per-class runs skipped: the reference has %d labels (needs 2 to num_samples=%d)", len(labels),
                  ev.num_samples)
-    jobs += [("guidance", k_sweep, 0, g) for g in ev.guidance_scales]
+    return jobs + [("guidance", max(ev.shots), 0, g) for g in ev.guidance_scales]
+
+
+def _run_jobs(evaluator: Evaluator, jobs: list[tuple], ev: EvaluateConfig, out: Path) -> tuple[dict, list, list]:
+    """Sample, score and draw each run (and save the sweep's samples): (few-shot runs by k, per-class, sweep)."""
+    ref, k_sweep = evaluator.ref, max(ev.shots)
     few_shot: dict = {k: [] for k in ev.shots}
     per_class: list = []
     sweep, cache = [], {}
@@ -253,6 +255,28 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
             (out / "samples" / "conditions.json").write_text(json.dumps(
                 [{"folder": f"{j:03d}", "name": ref.names[i], "label": ref.labels[i]} for j, i in enumerate(cond)],
                 indent=1) + "\n")
+    return few_shot, per_class, sweep
+
+
+def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *, encoder: Optional[str] = None,
+                 max_reference: Optional[int] = None, overwrite: bool = False, judge=None) -> dict:
+    """Few-shot evaluation with `settings.stages.evaluate` (set its values with `--set` or `dataclasses.replace`).
+    `encoder`: the encoder of the encoder features, consistency and diversity (default: the model's own);
+    `judge`: a TopicJudge (evaluation/classifier.py) for the labelled scores; by default, with a
+    labelled reference, one is trained on 3/4 of the reference and its accuracy measured on the rest."""
+    import dataclasses
+    from semantica.evaluation.report import write_report
+    t0 = time.perf_counter()
+    ev = settings.stages.evaluate  # num_samples ≥ 4, repeats ≥ 1, shots ≥ 1: checked by EvaluateConfig
+    out = Path(out)
+    prepare_output(out, overwrite)
+    pipe, enc = _pipeline_and_encoder(model, encoder, ev)
+    space = load_features(ev.features, enc, ev.inception_weights or None)
+    ref = _checked_reference(reference, max_reference, ev)
+    labels = sorted({x for x in ref.labels if x is not None})
+    judge, judge_info = _topic_judge(ref, labels, judge, ev)
+    evaluator = Evaluator(pipe, ref, space, enc, ev, k_nearest=K_NEAREST, judge=judge)
+    few_shot, per_class, sweep = _run_jobs(evaluator, _jobs(ev, labels), ev, out)
     metrics = {
         "model": str(model), "reference": {"path": str(reference), "images": len(ref.images),
                                            "labels": len({x for x in ref.labels if x is not None}),

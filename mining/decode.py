@@ -5,8 +5,9 @@ decompression bomb costs nothing) and the decode's memory is estimated (pixels x
 pixel in Pillow, plus what the decoder holds beside the image) against `max_memory_mb`: over
 it, a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Image.draft), a JPEG 2000
 at a lower resolution level (OpenJPEG), any other format is refused: the others decode whole or
-not at all, so reducing after the decode would not lower the peak. Palette, alpha, CMYK, 16-bit, 32-bit and animated images are brought to
-RGB (transparency over white, the first frame of an animation), then grey, before the pHash
+not at all, so reducing after the decode would not lower the peak. Palette, alpha, CMYK, 16-bit,
+32-bit and animated images are brought to RGB (transparency over white, the first frame of an
+animation), then grey, before the pHash
 (imagehash), so the same picture hashes the same whatever its encoding. A large image goes
 to grey a strip of rows at a time: no full-size RGB or RGBA copy (to_rgb, semantica/images.py, costs
 up to 16 bytes a pixel), and the same grey pixels, so the same hash, as converting it whole.

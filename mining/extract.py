@@ -15,8 +15,8 @@ from semantica.mining import reasons as R
 from semantica.mining import stats as S
 from semantica.mining.failures import failure_row
 from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
-from semantica.mining.html_refs import (decode_html_utf8, extract_refs, is_html, main_content_urls, resolve,
-                                        resolve_candidates)
+from semantica.mining.html_charset import decode_html_utf8, is_html
+from semantica.mining.html_refs import extract_refs, main_content_urls, resolve, resolve_candidates
 from semantica.mining.urls import canonical_url
 from semantica.mining.prefilter import prefilter_page
 from semantica.mining.records import Alias, ImageRecord, Page, Ref

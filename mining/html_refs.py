@@ -1,19 +1,16 @@
-"""From one HTML response to its image references.
+"""From one HTML page to its image references.
 
-Which records are pages (HTTP content type, else sniffing), which charset decodes them
-(HTTP header, then `<meta>`, then UTF-8, then windows-1252), and for each image:
-the absolute URL a browser would fetch at full size (`<base href>`, relative and
-protocol-relative URLs; lazy `data-src`; the largest `srcset` candidate; the first
-`<source>` of a `<picture>` for the widest screen; `og:image` listed after the body), every
-other candidate URL of the element (what a crawl may have captured instead), alt text, declared width
-and height, ordinal position, and whether it lies in the page's main content
-(trafilatura). The tag walk uses Lexbor (selectolax), ~2× faster than lxml here.
+For each image: the absolute URL a browser would fetch at full size (`<base href>`, relative and
+protocol-relative URLs; lazy `data-src`; the largest `srcset` candidate; the first `<source>` of a
+`<picture>` for the widest screen; `og:image` listed after the body), every other candidate URL of
+the element (what a crawl may have captured instead), alt text, declared width and height,
+ordinal position, and whether it lies in the page's main content (trafilatura). The tag walk uses
+Lexbor (selectolax), ~2× faster than lxml here. Which records are pages, and how their bytes
+decode: mining/html_charset.py.
 """
 from __future__ import annotations
 
-import codecs
 import re
-from functools import lru_cache
 from operator import itemgetter
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -21,14 +18,11 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url")
 LAZY_SRCSET_ATTRS = ("data-srcset", "data-lazy-srcset")
 MAX_URL_LENGTH = 2048
 _URL_CONTROLS = str.maketrans("", "", "\t\r\n")
 MAX_CANDIDATES = 16  # per element: a real srcset has a handful; a hostile one, thousands
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
-_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.I)
 _MAX_WIDTH = re.compile(r"max-width\s*:\s*(\d+(?:\.\d+)?)", re.I)
 _DIMENSION = re.compile(r"^\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$")
 
@@ -49,73 +43,6 @@ class ImageRef:
     base: str = ""
     # raw → resolve(base, raw), shared by a page's references: resolve_candidates' memo
     resolved: Optional[dict] = field(default=None, compare=False, repr=False)
-
-
-def is_html(content_type: Optional[str], body: bytes) -> bool:
-    """By the HTTP content type; where there is none (or a generic one), by sniffing the bytes."""
-    ct = (content_type or "").split(";")[0].strip().lower()
-    if ct in HTML_TYPES:
-        return True
-    if ct and ct not in ("application/octet-stream", "unknown/unknown", "text/plain"):
-        return False
-    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return head.startswith((b"<!doctype html", b"<html")) or (b"<html" in head and b"<body" in body[:4096].lower())
-
-
-@lru_cache(maxsize=256)
-def _codec(name: Optional[str]) -> Optional[str]:
-    if not name:
-        return None
-    try:
-        info = codecs.lookup(name.strip().strip("\"'"))
-    except LookupError:
-        return None
-    # hex, base64, rot13, zlib, uu…: Python registers byte transforms as codecs; they are no charset
-    return info.name if info._is_text_encoding else None
-
-
-def _charsets(body: bytes, content_type: Optional[str]) -> list:
-    """The charsets to try, in order: HTTP header, `<meta>`, UTF-8 (None where one names no text codec)."""
-    m = _HEADER_CHARSET.search(content_type) if content_type else None
-    candidates = [_codec(m.group(1)) if m else None]
-    m = _META_CHARSET.search(body, 0, 4096)
-    candidates.append(_codec(m.group(1).decode("ascii", "replace")) if m else None)
-    candidates.append("utf-8")
-    return candidates
-
-
-def decode_html(body: bytes, content_type: Optional[str]) -> tuple[str, str]:
-    """(text, charset used). Never raises: the last resort replaces undecodable bytes."""
-    for cs in _charsets(body, content_type):
-        if cs is None:
-            continue
-        try:
-            return body.decode(cs), cs
-        except UnicodeError:  # also `undefined` and `punycode`, which raise the base class
-            continue
-    return body.decode("cp1252", errors="replace"), "cp1252"
-
-
-# codecs that read every ASCII byte as that ASCII character: an ASCII body is its own text in them
-_ASCII_TRANSPARENT = frozenset(("utf-8", "ascii", "cp1252", "iso8859-1", "iso8859-15", "latin-1"))
-
-
-def decode_html_utf8(body: bytes, content_type: Optional[str]) -> tuple[Union[str, bytes], str]:
-    """As decode_html, but where the text's UTF-8 encoding is `body` itself (the charset is UTF-8,
-    or `body` is ASCII in an ASCII-compatible charset) the bytes are returned as they are: what
-    Lexbor parses, without a decode and a re-encode."""
-    ascii_body = body.isascii()
-    for cs in _charsets(body, content_type):
-        if cs is None:
-            continue
-        if ascii_body and cs in _ASCII_TRANSPARENT:
-            return body, cs
-        try:
-            text = body.decode(cs)
-        except UnicodeError:  # also `undefined` and `punycode`, which raise the base class
-            continue
-        return (body if cs == "utf-8" else text), cs
-    return body.decode("cp1252", errors="replace"), "cp1252"
 
 
 # one srcset candidate, as the HTML spec's tokenizer reads it: a run of non-space characters (the URL);
@@ -354,14 +281,11 @@ def _tag_id(name: str) -> int:
     return _TAG_IDS[name]
 
 
-def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
-    """Every image reference in document order; og:image last (page metadata, not content).
-    `candidates` holds the element's other URLs as written (resolve_candidates resolves them).
-    `html`: text, or its UTF-8 bytes."""
+def _walk(html: Union[str, bytes], page_url: str) -> tuple[list, list[str], str]:
+    """Parse the page, walk it once: (its <img> nodes in order, its og:image URLs as written, its references' base)."""
     tree = LexborHTMLParser(html)
     nodes = tree.css("img, meta, base[href]")  # one walk of the tree, in document order
-    meta_id, base_id, picture_id = _tag_id("meta"), _tag_id("base"), _tag_id("picture")
-    base = page_url
+    meta_id, base_id = _tag_id("meta"), _tag_id("base")
     imgs, og = [], []
     base_node = None
     for node in nodes:
@@ -375,11 +299,16 @@ def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
                 base_node = node
         else:
             imgs.append(node)
-    if base_node is not None:
-        base = resolve(page_url, base_node.attributes.get("href") or "") or page_url
+    if base_node is None:
+        return imgs, og, page_url
+    return imgs, og, resolve(page_url, base_node.attributes.get("href") or "") or page_url
+
+
+def _img_refs(imgs: list, base: str, memo: dict) -> list[ImageRef]:
+    """The ImageRef of each <img> node that shows a URL, in order (the hot loop: no per-element helper calls)."""
+    picture_id = _tag_id("picture")
     refs: list[ImageRef] = []
     picture_choice: dict[int, tuple] = {}  # one look at a <picture>'s children, however many <img> it has
-    memo: dict = {}  # raw → resolve(base, raw): resolve_candidates meets the same URLs again
     for node in imgs:
         a = node.attributes
         raw, source, picture = None, "img", ()
@@ -425,6 +354,16 @@ def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
         refs.append(ImageRef(url or "", raw, alt.strip() if alt else "", _dimension(a.get("width")),
                              _dimension(a.get("height")), len(refs), source, None,
                              others + list(picture) if picture else others, base, memo))
+    return refs
+
+
+def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
+    """Every image reference in document order; og:image last (page metadata, not content).
+    `candidates` holds the element's other URLs as written (resolve_candidates resolves them).
+    `html`: text, or its UTF-8 bytes."""
+    imgs, og, base = _walk(html, page_url)
+    memo: dict = {}  # raw → resolve(base, raw): resolve_candidates meets the same URLs again
+    refs = _img_refs(imgs, base, memo)
     for raw in og:
         url = memo.get(raw, _MISSING)
         if url is _MISSING:

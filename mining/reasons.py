@@ -14,7 +14,8 @@ PAGE_NOT_HTML = "page:not_html"
 PAGE_HTTP_STATUS = "page:http_status"        # not 2xx
 PAGE_TRUNCATED = "page:truncated"            # larger than max_html_bytes: only the head is parsed
 PAGE_PARSE_ERROR = "page:parse_error"
-PAGE_TOO_COMPLEX = "page:too_complex"        # over a parse bound (stages.mine.parse): flattened, cut, or no main content
+# over a parse bound (stages.mine.parse): flattened, cut, or no main content
+PAGE_TOO_COMPLEX = "page:too_complex"
 PAGE_BAD_URI = "page:bad_uri"                # the WARC-Target-URI does not parse as a URL
 PAGE_TOO_FEW = "page:too_few_images"         # fewer than two usable images: no pair possible
 # prefilters (before any download)

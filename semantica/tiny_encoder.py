@@ -102,7 +102,8 @@ def train_tiny_encoder(sample_web: Path, out: Path, steps: int = 300, batch_size
         t = torch.tensor([topics[i] for i in idx])
         same_picture = (torch.tensor(idx)[:, None] == torch.tensor(idx)[None]).float()
         same_topic = (t[:, None] == t[None]).float()
-        target = 0.5 * same_picture / same_picture.sum(1, keepdim=True) + 0.5 * same_topic / same_topic.sum(1, keepdim=True)
+        target = (0.5 * same_picture / same_picture.sum(1, keepdim=True)
+                  + 0.5 * same_topic / same_topic.sum(1, keepdim=True))
         logits = za @ zb.T / 0.1
         loss = -(target * logits.log_softmax(1)).sum(1).mean() - (target.T * logits.T.log_softmax(1)).sum(1).mean()
         opt.zero_grad()

@@ -187,7 +187,8 @@ def count_file(path, min_side: int = 32, max_aspect: float = 4.0, near: int = 6,
             if not usable or not _declared_ok(ref, min_side, max_aspect):
                 continue
             best = max(usable, key=lambda c: c.width * c.height)
-            if min(best.width, best.height) < min_side or max(best.width, best.height) > max_aspect * min(best.width, best.height):
+            short_side, long_side = min(best.width, best.height), max(best.width, best.height)
+            if short_side < min_side or long_side > max_aspect * short_side:
                 continue
             if all(best.sha != k.sha and best.phash - k.phash > near for k in kept):
                 kept.append(best)

@@ -35,7 +35,8 @@ def test_set_overrides_yaml():
 @pytest.mark.parametrize("override, message", [
     ("stages.mine.seed=abc", "pipelines.yaml: stages.mine.seed: expected an integer, got 'abc'"),
     ("stages.mine.dedup.bands=8", "stages.mine.dedup.bands: unknown key"),
-    ("stages.mine.download.allow_private_network=1", "stages.mine.download.allow_private_network: expected true or false, got 1"),
+    ("stages.mine.download.allow_private_network=1",
+     "stages.mine.download.allow_private_network: expected true or false, got 1"),
     ("stages.evaluate.shots=[1, x]", "stages.evaluate.shots[1]: expected an integer, got 'x'"),
     ("stages.filter.low=0.99", "stages.filter.low: 0.99 is invalid"),
     ("stages.mine.dedup.near_dup_hamming=9", "stages.mine.dedup.near_dup_hamming: 9 is invalid"),

@@ -94,7 +94,8 @@ def test_injected_bugs_are_contained_counted_and_written_aside(mined, sample_web
                 raise RuntimeError(f"injected for {bad}")
             return real(*a, **kw)
         return f
-    monkeypatch.setattr(extract, "page_from_record", raising(extract.page_from_record, poison["read"], lambda rec, *_: rec.uri))
+    monkeypatch.setattr(extract, "page_from_record", raising(extract.page_from_record, poison["read"],
+                                                             lambda rec, *_: rec.uri))
     monkeypatch.setattr(image_bytes, "from_warc", raising(image_bytes.from_warc, poison["warc_image"],
                                                           lambda url, *_: url))
     monkeypatch.setattr(image_bytes, "from_download", raising(image_bytes.from_download, poison["download_image"],
@@ -249,7 +250,8 @@ def test_the_fuzz_harness_nastiest_warcs_and_a_good_crawl_mine_as_the_good_crawl
     cfg = s.stages.mine
     expected: Counter = Counter()
     for path in bad:  # what the harness sees per file, in this process
-        expected.update(F.run_target("warc", path.read_bytes(), cfg, str(tmp_path), 0 if cfg.reader == "fastwarc" else 1))
+        expected.update(F.run_target("warc", path.read_bytes(), cfg, str(tmp_path),
+                                     0 if cfg.reader == "fastwarc" else 1))
     both = run_mine(s, [str(bad_dir), str(good_crawl)], tmp_path / "both")
     alone = run_mine(s, [str(good_crawl)], tmp_path / "alone")
     assert both["internal_errors"] == {} and rows(tmp_path / "both", "failures") == []

@@ -4,7 +4,6 @@ benchmarks/bench_dedup_beam.py runs the same at 1 M)."""
 from __future__ import annotations
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import dedup_synthetic as S

@@ -10,7 +10,7 @@ import pytest
 from semantica.mining import reasons as R
 from semantica.mining import stats as S
 from semantica.mining.extract import page_from_record, process_warc
-from semantica.mining.html_refs import decode_html
+from semantica.mining.html_charset import decode_html
 from semantica.mining.warc_io import Record
 
 from hostile_inputs import BAD_TEXT_CODECS, BAD_URIS, BYTE_TRANSFORMS, bad_uri_records, charset_records, write_warc

@@ -47,7 +47,8 @@ def test_image_and_pair_precision_recall_are_one(mined, sample_web, settings):
     truth_refs = gt(sample_web, "refs")
     picture = {(r["page_url"], r["url"]): r["picture_id"] for r in truth_refs}
     want_images = {(r["page_url"], r["picture_id"]) for r in truth_refs if r["keep"]}
-    got_images = {(r["page_url"], picture[(r["page_url"], r["url"])]) for r in rows(mined, "refs") if r["status"] == "kept"}
+    got_images = {(r["page_url"], picture[(r["page_url"], r["url"])])
+                  for r in rows(mined, "refs") if r["status"] == "kept"}
     tp = len(want_images & got_images)
     assert (tp / len(got_images), tp / len(want_images)) == (1.0, 1.0)
 

@@ -256,6 +256,7 @@ def test_mining_imports_no_torch_transformers_ray_or_diffusers():
     """What a mining SDK worker imports to run the DoFns: the pipeline and every module its steps load."""
     code = ("import sys\nimport semantica.mining.pipeline\n"
             "import semantica.mining.extract, semantica.mining.warc_io, semantica.mining.html_refs, "
+            "semantica.mining.html_charset, "
             "semantica.mining.prefilter, semantica.mining.resolve, semantica.mining.fetch, semantica.mining.decode, "
             "semantica.mining.dedup, semantica.mining.pairs, semantica.mining.assemble, semantica.portable, "
             "semantica.mining.records, semantica.mining.stats, semantica.mining.steps.read_pages, "

@@ -15,7 +15,8 @@ from semantica.mining import stats as S
 from semantica.mining.decode import Decoded, DecodeFailure, decode_image
 from semantica.mining.dedup import band_keys, bands, near_pairs, page_dedup
 from semantica.mining.extract import process_warc
-from semantica.mining.html_refs import decode_html, extract_refs, is_html, largest_candidate, parse_srcset
+from semantica.mining.html_charset import decode_html, is_html
+from semantica.mining.html_refs import extract_refs, largest_candidate, parse_srcset
 from semantica.mining.pairs import make_pairs
 from semantica.mining.prefilter import prefilter_page, url_reason
 
@@ -185,7 +186,7 @@ def test_fast_srcset_equals_the_tokenizer_regex():
 
 def test_utf8_bytes_parse_as_their_text(settings):
     from semantica.mining.html_bounds import bound_html, count_tags
-    from semantica.mining.html_refs import decode_html_utf8
+    from semantica.mining.html_charset import decode_html_utf8
     page = ('<html><head><meta charset="utf-8"></head><body><img src="/café.jpg" alt="写真" width=300>'
             '<picture><source srcset="a.webp 1x, b.webp 2x"><img src="p.jpg"></picture></body></html>')
     for body, ct in [(page.encode(), "text/html"), (page.encode("ascii", "replace"), "text/html; charset=latin-1"),

@@ -27,7 +27,8 @@ def test_readers_refuse_a_folder_its_writer_did_not_finish(settings, tmp_path):
     half = tmp_path / "half"
     for sub in ("pairs", "images"):
         (half / sub).mkdir(parents=True)
-    for read in (lambda: run_filter(settings, half, tmp_path / "f"), lambda: run_publish(settings, half, tmp_path / "p"),
+    for read in (lambda: run_filter(settings, half, tmp_path / "f"),
+                 lambda: run_publish(settings, half, tmp_path / "p"),
                  lambda: load_examples(half)):
         with pytest.raises(UserError, match=f"incomplete output \\(no {COMPLETE}\\).*--overwrite"):
             read()

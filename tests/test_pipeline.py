@@ -69,8 +69,9 @@ def test_save_load_generate_round_trip_needs_nothing_but_the_folder(model, tmp_p
     pipe.save_pretrained(tmp_path / "p")
     shutil.rmtree(enc_dir)  # the export carries its encoder
     files = {str(p.relative_to(tmp_path / "p")) for p in (tmp_path / "p").rglob("*") if p.is_file()}
-    assert {"image_encoder/model.safetensors", "image_encoder/config.json", "feature_extractor/preprocessor_config.json",
-            "unet/diffusion_pytorch_model.safetensors", "adapter/diffusion_pytorch_model.safetensors"} <= files
+    assert {"image_encoder/model.safetensors", "image_encoder/config.json",
+            "feature_extractor/preprocessor_config.json", "unet/diffusion_pytorch_model.safetensors",
+            "adapter/diffusion_pytorch_model.safetensors"} <= files
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth"))]  # safetensors only
     index = json.loads((tmp_path / "p" / "model_index.json").read_text())
     assert index["adapter"] == ["semantica.models", "ConditionAdapter"]  # the shared module, not training's

@@ -57,7 +57,8 @@ class RefOracle(HTMLParser):
         elif tag == "source" and self.in_picture and self.picture_source is None:
             self.picture_source = self.largest(a["srcset"])
         elif tag == "img":
-            src = self.picture_source or a.get("data-src") or (self.largest(a["srcset"]) if "srcset" in a else a.get("src"))
+            src = (self.picture_source or a.get("data-src")
+                   or (self.largest(a["srcset"]) if "srcset" in a else a.get("src")))
             url = src if src.startswith("data:") else urljoin(self.base, src)
             w, h = a.get("width"), a.get("height")
             self.refs.append((url, a.get("alt", ""), int(w) if w else None, int(h) if h else None))

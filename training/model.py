@@ -8,7 +8,8 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from semantica.config import ModelConfig
-from semantica.models import ConditionAdapter, condition_kwargs  # shared with the pipeline (semantica/pipeline.py); step.py imports it here
+# shared with the pipeline (semantica/pipeline.py); step.py imports it here
+from semantica.models import ConditionAdapter, condition_kwargs
 
 
 def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2DConditionModel:

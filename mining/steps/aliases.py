@@ -86,7 +86,8 @@ class CapturesUnderEveryName(beam.PTransform):
 
     def expand(self, inputs):
         images = inputs["images"]
-        links = inputs["aliases"] | "SplitAliases" >> beam.FlatMap(split_aliases).with_outputs("by_digest", main="named")
+        links = (inputs["aliases"]
+                 | "SplitAliases" >> beam.FlatMap(split_aliases).with_outputs("by_digest", main="named"))
         by_digest = ({"original": images | "Digests" >> beam.FlatMap(digest_key), "revisit": links.by_digest}
                      | "JoinDigests" >> beam.CoGroupByKey() | "DigestAliases" >> beam.FlatMap(digest_aliases))
         alias_map = ((links.named, by_digest) | "AllAliases" >> beam.Flatten()

@@ -121,7 +121,8 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
         res = {"images": images, "pairs": pairs} | "FilterPairs" >> FilterPairs(cfg, encoder)
         scored = res["scored"]
         (scored | "Kept" >> beam.Filter(lambda r: r["status"] == KEPT)
-         | "WritePairs" >> beam.io.WriteToParquet(str(out / "pairs" / "part"), SCORED_PAIRS, file_name_suffix=".parquet"))
+         | "WritePairs" >> beam.io.WriteToParquet(str(out / "pairs" / "part"), SCORED_PAIRS,
+                                                  file_name_suffix=".parquet"))
         (scored | "Rejected" >> beam.Filter(lambda r: r["status"] != KEPT)
          | "WriteRejected" >> beam.io.WriteToParquet(str(out / "rejected" / "part"), SCORED_PAIRS,
                                                      file_name_suffix=".parquet"))
@@ -162,7 +163,10 @@ def filter_stats(out: Path, cfg: FilterConfig, encoder: str, seconds: float) -> 
     for r in rows:
         by[r["status"]] = by.get(r["status"], 0) + 1
     sims = np.array([r["similarity"] for r in rows], dtype=np.float32)
-    hist, edges = np.histogram(sims, bins=20, range=(-1, 1)) if len(sims) else (np.zeros(20, int), np.linspace(-1, 1, 21))
+    if len(sims):
+        hist, edges = np.histogram(sims, bins=20, range=(-1, 1))
+    else:
+        hist, edges = np.zeros(20, int), np.linspace(-1, 1, 21)
     return {"encoder": encoder, "low": cfg.low, "high": cfg.high, "seconds": round(seconds, 2),
             "pairs_in": len(rows), "pairs_kept": by.get(KEPT, 0),
             "drops": {"filter": {k.split(":", 1)[1]: v for k, v in sorted(by.items()) if k != KEPT}},

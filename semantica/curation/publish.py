@@ -145,7 +145,8 @@ def _write_parquet(rows: list[dict], schema: pa.Schema, folder: Path, stem: str,
 
 
 def _ext(fmt: Optional[str]) -> str:
-    return {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "bmp": "bmp", "tiff": "tiff"}.get(fmt or "", "bin")
+    extensions = {"jpeg": "jpg", "png": "png", "gif": "gif", "webp": "webp", "bmp": "bmp", "tiff": "tiff"}
+    return extensions.get(fmt or "", "bin")
 
 
 def _write_webdataset(pairs: list[dict], images: dict, folder: Path, shard_rows: int) -> list[Path]:
@@ -183,7 +184,8 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
     require_complete(pairs_dir, "publish")
     prepare_output(out, overwrite)
-    opt_out = Patterns(list(cfg.opt_out) + _read_lines(opt_out_file, "--opt-out"), opt_out_file or "stages.publish.opt_out")
+    opt_out = Patterns(list(cfg.opt_out) + _read_lines(opt_out_file, "--opt-out"),
+                       opt_out_file or "stages.publish.opt_out")
     blocklist = Patterns(_read_lines(cfg.url_blocklist, "stages.publish.url_blocklist"), cfg.url_blocklist or "")
     phash_block = []
     for i, line in enumerate(_read_lines(cfg.phash_blocklist, "stages.publish.phash_blocklist"), 1):

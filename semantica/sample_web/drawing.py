@@ -34,9 +34,11 @@ def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
 
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
     if shape == "square":
-        pts = [(math.cos(angle + math.pi / 4 + k * math.pi / 2), math.sin(angle + math.pi / 4 + k * math.pi / 2)) for k in range(4)]
+        pts = [(math.cos(angle + math.pi / 4 + k * math.pi / 2), math.sin(angle + math.pi / 4 + k * math.pi / 2))
+               for k in range(4)]
     elif shape == "triangle":
-        pts = [(math.cos(angle - math.pi / 2 + k * 2 * math.pi / 3), math.sin(angle - math.pi / 2 + k * 2 * math.pi / 3)) for k in range(3)]
+        start = angle - math.pi / 2
+        pts = [(math.cos(start + k * 2 * math.pi / 3), math.sin(start + k * 2 * math.pi / 3)) for k in range(3)]
     elif shape == "diamond":
         pts = [(math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y)
                for x, y in [(0, -1), (0.6, 0), (0, 1), (-0.6, 0)]]
@@ -50,7 +52,8 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
             pts.append((rr * math.cos(a), rr * math.sin(a)))
     elif shape == "cross":
         w = 0.35
-        base = [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w), (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w)]
+        base = [(-w, -1), (w, -1), (w, -w), (1, -w), (1, w), (w, w),
+                (w, 1), (-w, 1), (-w, w), (-1, w), (-1, -w), (-w, -w)]
         pts = [(math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y) for x, y in base]
     else:
         raise ValueError(shape)
@@ -136,7 +139,8 @@ def draw_banner(rng: random.Random, width: int = 300, height: int = 250) -> Imag
     d = ImageDraw.Draw(img)
     for k in range(0, width + height, 40):
         d.line([(k, 0), (k - height, height)], fill=_rgb(rng.random(), 0.9, 0.6), width=12)
-    d.rectangle([width * 0.2, height * 0.65, width * 0.8, height * 0.85], fill=(255, 255, 255), outline=(0, 0, 0), width=3)
+    d.rectangle([width * 0.2, height * 0.65, width * 0.8, height * 0.85], fill=(255, 255, 255), outline=(0, 0, 0),
+                width=3)
     return img
 
 

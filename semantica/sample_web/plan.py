@@ -46,14 +46,18 @@ class Ref:
     """One image reference on a page, as a miner should resolve it."""
     page_url: str
     position: int
-    markup: str              # img | img-declared | lazy | srcset-w | srcset-x | picture | relative | base-href | protocol-relative | og:image | data-uri
+    # img | img-declared | lazy | srcset-w | srcset-x | picture | relative | base-href | protocol-relative | og:image
+    # | data-uri
+    markup: str
     section: str             # header | article | aside | footer | head
     url: str                 # absolute URL a correct miner resolves (largest candidate)
     alt_urls: list
     alt: str
     declared_width: Optional[int]
     declared_height: Optional[int]
-    role: str                # content | off_topic | copy | teaser | thumbnail_duplicate | logo | banner | leaderboard | icon | svg_icon | tracking_pixel | inline_data | broken_link | corrupt | noai | og_image
+    # content | off_topic | copy | teaser | thumbnail_duplicate | logo | banner | leaderboard | icon | svg_icon
+    # | tracking_pixel | inline_data | broken_link | corrupt | noai | og_image
+    role: str
     topic: int               # -1 for non-content
     picture_id: str
     copy_of: str = ""

@@ -16,7 +16,8 @@ def score_mining(sample_web: Path, mined: Path) -> dict:
     got = pq.read_table(Path(mined) / "refs").to_pylist()
     picture = {(r["page_url"], r["url"]): r["picture_id"] for r in truth}
     want_images = {(r["page_url"], r["picture_id"]) for r in truth if r["keep"]}
-    got_images = {(r["page_url"], picture.get((r["page_url"], r["url"]), r["url"])) for r in got if r["status"] == "kept"}
+    got_images = {(r["page_url"], picture.get((r["page_url"], r["url"]), r["url"]))
+                  for r in got if r["status"] == "kept"}
     tp = len(want_images & got_images)
     want_pairs = {(p["page_url"], frozenset((p["url_a"], p["url_b"])))
                   for p in pq.read_table(Path(sample_web) / "ground_truth" / "pairs.parquet").to_pylist()}

@@ -62,7 +62,8 @@ def page_html(rng: random.Random, page, head_extra: list, header: str, figures: 
     else:
         meta = '<meta charset="utf-8">'
     body = [f"<h1>{title}</h1>"]
-    paragraphs = [f"<p>{' '.join(sentence(rng, page.topic, num_topics, page.charset) for _ in range(rng.randint(3, 6)))}</p>"
+    paragraphs = ["<p>" + " ".join(sentence(rng, page.topic, num_topics, page.charset)
+                                   for _ in range(rng.randint(3, 6))) + "</p>"
                   for _ in range(max(3, len(figures) + 1))]
     for i, p in enumerate(paragraphs):
         body.append(p)

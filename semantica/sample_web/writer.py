@@ -32,6 +32,7 @@ from warcio.warcwriter import WARCWriter
 
 from semantica.config import SampleWebConfig
 from semantica.outputs import prepare_output
+from semantica.sample_web.plan import Site
 from semantica.sample_web.site import build_site
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,8 @@ class _WarcFiles:
         self.writers[i].write_record(rec)
         status = int(http.get_statuscode()) if http is not None and rtype == "response" else None
         self.records.append(dict(warc_file=self.paths[i].name, offset=offset, record_type=rtype, target_uri=uri,
-                                 http_status=status, content_type=http.get_header("Content-Type") if http else content_type,
-                                 role=role))
+                                 http_status=status,
+                                 content_type=http.get_header("Content-Type") if http else content_type, role=role))
         return headers["WARC-Record-ID"]
 
     def exchange(self, i: int, uri: str, status: str, headers: list, body: bytes, role: str) -> None:
@@ -124,19 +125,10 @@ def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def write_sample_web(cfg: SampleWebConfig, out: Path, overwrite: bool = False) -> dict:
-    """Build the sample web for `cfg` and write it under `out`; returns the manifest."""
-    out = Path(out)
-    prepare_output(out, overwrite)
-    site = build_site(cfg)
-    (out / "warc").mkdir()
-    (out / "ground_truth").mkdir()
-    static = out / "static"
-    static.mkdir()
-    warcs = _WarcFiles(out / "warc", cfg.num_warc_files, cfg.seed)
-
+def _write_warcs(site: Site, cfg: SampleWebConfig, folder: Path) -> tuple[_WarcFiles, dict]:
+    """Every capture into the WARC files: (the closed files and their records' log, in-WARC image URL → its file)."""
+    warcs = _WarcFiles(folder, cfg.num_warc_files, cfg.seed)
     written_assets = set()
-    served_headers = {}
     asset_warc = {}
     for page in site.pages:
         headers = [("Content-Type", page.http_content_type)] if page.http_content_type else []
@@ -155,8 +147,12 @@ def write_sample_web(cfg: SampleWebConfig, out: Path, overwrite: bool = False) -
         headers = ([("Content-Type", other.content_type)] if other.content_type else []) + list(other.extra_headers)
         warcs.exchange(other.warc_index, other.url, other.status, headers, other.body, other.role)
     warcs.close()
+    return warcs, asset_warc
 
-    base = f"http://{cfg.host}:{cfg.port}/"
+
+def _write_static(site: Site, base: str, static: Path) -> None:
+    """The served images under `static`, and the HTTP headers the server adds to some (_headers.json)."""
+    served_headers = {}
     for url, asset in sorted(site.assets.items()):
         if asset.stored != "server":
             continue
@@ -168,6 +164,9 @@ def write_sample_web(cfg: SampleWebConfig, out: Path, overwrite: bool = False) -
         assert url.startswith(base), url
     (static / "_headers.json").write_text(json.dumps(served_headers, indent=1, sort_keys=True))
 
+
+def _write_ground_truth(site: Site, warcs: _WarcFiles, asset_warc: dict, gt: Path) -> tuple[list[dict], list[dict]]:
+    """The five ground-truth Parquet files under `gt`; returns (the reference rows, the pairs)."""
     refs_rows, pages_rows = [], []
     for page in site.pages:
         for r in page.refs:
@@ -186,14 +185,18 @@ def write_sample_web(cfg: SampleWebConfig, out: Path, overwrite: bool = False) -
                         sha256=hashlib.sha256(a.body).hexdigest(), headers=json.dumps(dict(a.headers)))
                    for u, a in sorted(site.assets.items())]
     pairs = site.pairs()
-    gt = out / "ground_truth"
     pq.write_table(_table(pages_rows, PAGES_SCHEMA), gt / "pages.parquet")
     pq.write_table(_table(refs_rows, REFS_SCHEMA), gt / "refs.parquet")
     pq.write_table(_table(pairs, PAIRS_SCHEMA), gt / "pairs.parquet")
     pq.write_table(_table(assets_rows, ASSETS_SCHEMA), gt / "assets.parquet")
     pq.write_table(_table(warcs.records, RECORDS_SCHEMA), gt / "records.parquet")
+    return refs_rows, pairs
 
-    manifest = {
+
+def _manifest(cfg: SampleWebConfig, site: Site, base: str, warcs: _WarcFiles, refs_rows: list[dict],
+              pairs: list[dict]) -> dict:
+    """manifest.json's content: the config, counts, the kinds of pages, references and pairs, the WARC files' hashes."""
+    return {
         "config": dataclasses.asdict(cfg),
         "served_base": base,
         "topics": site.topics,
@@ -209,6 +212,22 @@ def write_sample_web(cfg: SampleWebConfig, out: Path, overwrite: bool = False) -
         "pair_relations": dict(sorted(Counter(p["relation"] for p in pairs).items())),
         "warc_files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in warcs.paths},
     }
+
+
+def write_sample_web(cfg: SampleWebConfig, out: Path, overwrite: bool = False) -> dict:
+    """Build the sample web for `cfg` and write it under `out`; returns the manifest."""
+    out = Path(out)
+    prepare_output(out, overwrite)
+    site = build_site(cfg)
+    (out / "warc").mkdir()
+    (out / "ground_truth").mkdir()
+    static = out / "static"
+    static.mkdir()
+    warcs, asset_warc = _write_warcs(site, cfg, out / "warc")
+    base = f"http://{cfg.host}:{cfg.port}/"
+    _write_static(site, base, static)
+    refs_rows, pairs = _write_ground_truth(site, warcs, asset_warc, out / "ground_truth")
+    manifest = _manifest(cfg, site, base, warcs, refs_rows, pairs)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     log.info("sample web: %d pages, %d image references (%d to keep), %d pairs, %d WARC files in %s",
              len(site.pages), len(refs_rows), manifest["counts"]["refs_kept"], len(pairs), len(warcs.paths), out)
