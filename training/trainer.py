@@ -30,18 +30,51 @@ HEADS_FILE = "attention_heads.json"  # beside state.pt: the heads per block its 
 
 
 def _train_loop(config: dict) -> None:
-    """Runs in every Ray worker."""
+    """Runs in every Ray worker: batches of its dataset shard, one `train_step` each, until max_steps."""
+    import ray.train
+    from semantica.training.data import augment
+    from semantica.training.step import step_generator, train_step
+
+    cfg, model_cfg, state, encoder, loss_fn, device = _worker_setup(config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    shard = ray.train.get_dataset_shard("train")
+    per_worker = max(1, cfg.batch_size // world)
+    clock = [time.perf_counter(), state.step]  # start of the current logging window: time, step
+    while state.step < config["max_steps"]:
+        skip, seen = state.batch_in_epoch, 0
+        for i, batch in enumerate(shard.iter_batches(batch_size=per_worker, drop_last=True,
+                                                     local_shuffle_buffer_size=256,
+                                                     local_shuffle_seed=cfg.seed * 7919 + state.epoch)):
+            seen += 1
+            if i < skip:
+                continue  # a resumed run skips what the checkpoint already trained on
+            cond = augment(batch["cond"], batch["pair_id"], state.epoch, cfg.seed, model_cfg.resolution, "cond")
+            target = augment(batch["target"], batch["pair_id"], state.epoch, cfg.seed, model_cfg.resolution, "target")
+            loss = train_step(state, encoder, loss_fn, cond, target, cfg, step_generator(cfg.seed, state.step, rank),
+                              device)
+            state.batch_in_epoch = i + 1
+            done = state.step >= config["max_steps"]
+            _report(config, state, cfg, model_cfg, loss, done, clock, per_worker * world, rank)
+            if done:
+                _write_digest(config, state, rank)
+                break
+        else:
+            if seen == 0:
+                raise UserError(f"the training data gives no full batch of {per_worker} pairs per worker")
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+
+
+def _worker_setup(config: dict):
+    """(train config, model config, TrainState, encoder, loss, device) of one worker: the model built, or
+    restored from the checkpoint Ray hands a restarted worker or the run's latest one, and wrapped for DDP."""
     import ray.train
     import ray.train.torch
     from semantica.encoders import load_encoder
-    from semantica.training.data import augment
-    from semantica.training.step import (build_model, configure_backends, make_state, new_loss, prepare_model,
-                                         step_generator, train_step)
+    from semantica.training.step import build_model, configure_backends, make_state, new_loss, prepare_model
 
     cfg = TrainConfig(**config["train"])
     model_cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
     if device.type == "cpu":  # small CPU models lose to thread sync when threads outnumber the worker's CPUs
         torch.set_num_threads(max(1, int(config["cpus_per_worker"])))
@@ -56,59 +89,47 @@ def _train_loop(config: dict) -> None:
     if ckpt is not None:
         with ckpt.as_directory() as d:
             state.load_state_dict(torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=False))
-        log.info("rank %d: resumed at step %d", rank, state.step)
+        log.info("rank %d: resumed at step %d", ray.train.get_context().get_world_rank(), state.step)
     state.model = ray.train.torch.prepare_model(model)
-    loss_fn = new_loss(cfg)
-    shard = ray.train.get_dataset_shard("train")
-    per_worker = max(1, cfg.batch_size // world)
-    t_last, s_last = time.perf_counter(), state.step
-    while state.step < config["max_steps"]:
-        skip, seen = state.batch_in_epoch, 0
-        for i, batch in enumerate(shard.iter_batches(batch_size=per_worker, drop_last=True,
-                                                     local_shuffle_buffer_size=256,
-                                                     local_shuffle_seed=cfg.seed * 7919 + state.epoch)):
-            seen += 1
-            if i < skip:
-                continue  # a resumed run skips what the checkpoint already trained on
-            cond = augment(batch["cond"], batch["pair_id"], state.epoch, cfg.seed, model_cfg.resolution, "cond")
-            target = augment(batch["target"], batch["pair_id"], state.epoch, cfg.seed, model_cfg.resolution, "target")
-            gen = step_generator(cfg.seed, state.step, rank)
-            loss = train_step(state, encoder, loss_fn, cond, target, cfg, gen, device)
-            state.batch_in_epoch = i + 1
-            done = state.step >= config["max_steps"]
-            log_now = state.step % cfg.log_every == 0 or done or state.step == 1
-            if not (log_now or state.step % cfg.checkpoint_every == 0):
-                continue  # nothing reads the loss: the host runs ahead of the GPU
-            metrics = {"step": state.step, "loss": float(loss), "lr": state.lr_schedule.get_last_lr()[0],
-                       "epoch": state.epoch}
-            if log_now:
-                dt = time.perf_counter() - t_last
-                metrics["steps_per_s"] = (state.step - s_last) / dt if dt > 0 else 0.0
-                metrics["samples_per_s"] = metrics["steps_per_s"] * per_worker * world
-                t_last, s_last = time.perf_counter(), state.step
-                if rank == 0:  # the full history (Ray keeps only the metrics of kept checkpoints)
-                    with open(Path(config["run_dir"]) / "metrics.jsonl", "a") as f:
-                        f.write(json.dumps(metrics) + "\n")
-            if state.step % cfg.checkpoint_every == 0 or done:
-                with tempfile.TemporaryDirectory() as d:
-                    if rank == 0:
-                        torch.save(state.state_dict(), Path(d) / STATE_FILE)
-                        # "<step> <bytes of state.pt>": a copy torn by a kill is recognised and skipped
-                        (Path(d) / STEP_FILE).write_text(f"{state.step} {(Path(d) / STATE_FILE).stat().st_size}")
-                        (Path(d) / HEADS_FILE).write_text(json.dumps(list(model_cfg.heads_per_block())))
-                    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
-            elif "steps_per_s" in metrics:
-                ray.train.report(metrics)
-            if done:
-                if config.get("digest_dir"):  # tests: every rank writes what it ended with
-                    raw = state.model.module if hasattr(state.model, "module") else state.model
-                    digest = sum(float(p.double().abs().sum()) for p in raw.parameters())
-                    Path(config["digest_dir"], f"rank{rank}.txt").write_text(repr(digest))
-                break
-        else:
-            if seen == 0:
-                raise UserError(f"the training data gives no full batch of {per_worker} pairs per worker")
-            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+    return cfg, model_cfg, state, encoder, new_loss(cfg), device
+
+
+def _report(config: dict, state, cfg: TrainConfig, model_cfg: ModelConfig, loss: torch.Tensor, done: bool,
+            clock: list, global_batch: int, rank: int) -> None:
+    """Metrics every `log_every` steps (rank 0 also appends them to metrics.jsonl) and a checkpoint every
+    `checkpoint_every` steps and at the end, through `ray.train.report`. Other steps return at once: nothing
+    reads the loss, so the host runs ahead of the GPU."""
+    import ray.train
+    log_now = state.step % cfg.log_every == 0 or done or state.step == 1
+    if not (log_now or state.step % cfg.checkpoint_every == 0):
+        return
+    metrics = {"step": state.step, "loss": float(loss), "lr": state.lr_schedule.get_last_lr()[0], "epoch": state.epoch}
+    if log_now:
+        dt = time.perf_counter() - clock[0]
+        metrics["steps_per_s"] = (state.step - clock[1]) / dt if dt > 0 else 0.0
+        metrics["samples_per_s"] = metrics["steps_per_s"] * global_batch
+        clock[:] = [time.perf_counter(), state.step]
+        if rank == 0:  # the full history (Ray keeps only the metrics of kept checkpoints)
+            with open(Path(config["run_dir"]) / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+    if state.step % cfg.checkpoint_every == 0 or done:
+        with tempfile.TemporaryDirectory() as d:
+            if rank == 0:
+                torch.save(state.state_dict(), Path(d) / STATE_FILE)
+                # "<step> <bytes of state.pt>": a copy torn by a kill is recognised and skipped
+                (Path(d) / STEP_FILE).write_text(f"{state.step} {(Path(d) / STATE_FILE).stat().st_size}")
+                (Path(d) / HEADS_FILE).write_text(json.dumps(list(model_cfg.heads_per_block())))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+    elif "steps_per_s" in metrics:
+        ray.train.report(metrics)
+
+
+def _write_digest(config: dict, state, rank: int) -> None:
+    """Tests: every rank writes the sum of its final weights (equal on every rank after DDP)."""
+    if config.get("digest_dir"):
+        raw = state.model.module if hasattr(state.model, "module") else state.model
+        digest = sum(float(p.double().abs().sum()) for p in raw.parameters())
+        Path(config["digest_dir"], f"rank{rank}.txt").write_text(repr(digest))
 
 
 def latest_checkpoint(run_dir: Path) -> Optional[Path]:
@@ -166,7 +187,8 @@ def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
     split every block into `attention_head_dim` heads (diffusers' reading). Head counts change no weight
     shape, so it would load without error into the new layout and compute another function."""
     f = Path(checkpoint) / HEADS_FILE
-    saved = json.loads(f.read_text()) if f.exists() else [model_cfg.attention_head_dim] * len(model_cfg.block_out_channels)
+    n = len(model_cfg.block_out_channels)
+    saved = json.loads(f.read_text()) if f.exists() else [model_cfg.attention_head_dim] * n
     now = list(model_cfg.heads_per_block())
     if any(saved[i] != now[i] for i in model_cfg.attention_blocks()):
         raise UserError(f"{checkpoint}: its UNet has {saved} attention heads per block, the model config gives {now} "
@@ -177,34 +199,66 @@ def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
 def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optional[str] = None,
               max_steps: Optional[int] = None, num_workers: Optional[int] = None, seed: Optional[int] = None,
               model_name: Optional[str] = None, digest_dir: Optional[Path] = None) -> dict:
-    import ray
-    import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
+    """Train on PAIRS_DIR into RUN_DIR (resuming from its latest checkpoint) with Ray Train; export the EMA
+    weights as RUN_DIR/pipeline. The arguments override the settings' stages.train and profile."""
+    from ray.data import DataContext
     from semantica.training.data import make_dataset
 
+    run_dir = Path(run_dir).resolve()
+    options, model_cfg = _options(settings, pairs_dir, run_dir, encoder, max_steps, num_workers, seed, model_name,
+                                  digest_dir)
+    _start_ray(settings.profile.ray, options["num_workers"])
+    DataContext.get_current().execution_options.preserve_order = True  # same batches on a resumed run
+    ds, n_pairs = make_dataset(Path(pairs_dir), model_cfg.resolution)
+    resume = latest_checkpoint(run_dir)
+    if resume is not None:
+        check_layout(resume, model_cfg)
+        log.info("resuming from %s", resume)
+    options["resume_from"] = str(resume) if resume else None
+    t0 = time.perf_counter()
+    _trainer(options, ds, settings.profile.ray, run_dir).fit()
+    seconds = time.perf_counter() - t0
+    final = latest_checkpoint(run_dir)
+    if final is None:
+        raise RuntimeError(f"{run_dir}: training reported no checkpoint")
+    history = _write_metrics(run_dir)
+    export(final, run_dir / "pipeline", model_cfg, options["encoder"])
+    summary = {"pairs": n_pairs, "steps": options["max_steps"], "seconds": round(seconds, 1),
+               "checkpoint": str(final), "pipeline": str(run_dir / "pipeline"),
+               "final_loss": history[-1]["loss"] if history else None}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _options(settings: Settings, pairs_dir, run_dir: Path, encoder, max_steps, num_workers, seed, model_name,
+             digest_dir) -> tuple[dict, ModelConfig]:
+    """The workers' config (also written to RUN_DIR/training_options.json) and the model config. A missing
+    encoder or an unknown model name fails here, in one line."""
+    from semantica.encoders import load_encoder
     cfg = settings.stages.train
     if seed is not None:
         cfg = TrainConfig(**{**asdict(cfg), "seed": seed})
     model_name = model_name or settings.profile.model
     if model_name not in settings.models:
         raise UserError(f"--model {model_name!r}: not one of models ({', '.join(settings.models)})")
-    model_cfg = settings.models[model_name]
-    ray_cfg = settings.profile.ray
-    workers = num_workers or ray_cfg.num_workers
-    steps = max_steps or cfg.max_steps
+    model_cfg, ray_cfg = settings.models[model_name], settings.profile.ray
     encoder = encoder or cfg.encoder
     if Path(encoder).is_dir():  # Ray workers run in another directory: give them an absolute path
         encoder = str(Path(encoder).resolve())
-    from semantica.encoders import load_encoder
-    load_encoder(encoder, device="cpu")  # a missing encoder fails here, in one line
-    run_dir = Path(run_dir).resolve()
+    load_encoder(encoder, device="cpu")
     run_dir.mkdir(parents=True, exist_ok=True)
     options = {"pairs": str(Path(pairs_dir).resolve()), "encoder": encoder, "model_name": model_name,
-               "model": asdict(model_cfg), "train": asdict(cfg), "max_steps": steps, "num_workers": workers,
-               "use_gpu": ray_cfg.use_gpu, "cpus_per_worker": ray_cfg.cpus_per_worker, "profile": settings.profile_name,
+               "model": asdict(model_cfg), "train": asdict(cfg), "max_steps": max_steps or cfg.max_steps,
+               "num_workers": num_workers or ray_cfg.num_workers, "use_gpu": ray_cfg.use_gpu,
+               "cpus_per_worker": ray_cfg.cpus_per_worker, "profile": settings.profile_name,
                "digest_dir": str(digest_dir) if digest_dir else None, "run_dir": str(run_dir)}
     (run_dir / "training_options.json").write_text(json.dumps(options, indent=2) + "\n")
+    return options, model_cfg
 
+
+def _start_ray(ray_cfg, workers: int) -> None:
+    """Connect to the profile's Ray cluster, or start a local Ray with CPUs for the workers and ray.data."""
+    import ray
     # a local Ray needs CPUs beyond the train workers' for the ray.data tasks, or those never start
     # (logical CPUs: Ray only counts them)
     needed = int(workers * ray_cfg.cpus_per_worker) + 1
@@ -216,40 +270,26 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
         ray.init(address=ray_cfg.address, num_cpus=None if ray_cfg.address else local_cpus,
                  include_dashboard=False, log_to_driver=False, configure_logging=False,
                  **({} if ray_cfg.address else {"_temp_dir": ray_temp_dir()}))
+
+
+def _trainer(options: dict, ds, ray_cfg, run_dir: Path):
+    """The TorchTrainer: DDP over gloo (CPU) or nccl (GPU), checkpoints under RUN_DIR/ray, two restarts."""
+    import ray.train
     from ray.data import DataContext
-    DataContext.get_current().execution_options.preserve_order = True  # same batches on a resumed run
-    ds, n_pairs = make_dataset(Path(pairs_dir), model_cfg.resolution)
-    resume = latest_checkpoint(run_dir)
-    if resume is not None:
-        check_layout(resume, model_cfg)
-        log.info("resuming from %s", resume)
-    options["resume_from"] = str(resume) if resume else None
-    trainer = TorchTrainer(
+    from ray.train.torch import TorchConfig, TorchTrainer
+    gpus = {"GPU": ray_cfg.gpus_per_worker} if ray_cfg.use_gpu else {}
+    return TorchTrainer(
         _train_loop,
         train_loop_config=options,
         torch_config=TorchConfig(backend="nccl" if ray_cfg.use_gpu else "gloo"),
-        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=ray_cfg.use_gpu,
-                                               resources_per_worker={"CPU": ray_cfg.cpus_per_worker,
-                                                                     **({"GPU": ray_cfg.gpus_per_worker}
-                                                                        if ray_cfg.use_gpu else {})}),
+        scaling_config=ray.train.ScalingConfig(num_workers=options["num_workers"], use_gpu=ray_cfg.use_gpu,
+                                               resources_per_worker={"CPU": ray_cfg.cpus_per_worker, **gpus}),
         run_config=ray.train.RunConfig(name="ray", storage_path=str(run_dir),
                                        failure_config=ray.train.FailureConfig(max_failures=2),
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=3)),
         datasets={"train": ds},
         dataset_config=ray.train.DataConfig(execution_options=DataContext.get_current().execution_options),
     )
-    t0 = time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - t0
-    final = latest_checkpoint(run_dir)
-    if final is None:
-        raise RuntimeError(f"{run_dir}: training reported no checkpoint")
-    history = _write_metrics(run_dir)
-    export(final, run_dir / "pipeline", model_cfg, encoder)
-    summary = {"pairs": n_pairs, "steps": steps, "seconds": round(seconds, 1), "checkpoint": str(final),
-               "pipeline": str(run_dir / "pipeline"), "final_loss": history[-1]["loss"] if history else None}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
 
 
 def _write_metrics(run_dir: Path) -> list[dict]:
