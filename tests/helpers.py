@@ -14,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_WARC = REPO.parent / "shared" / "data" / "warc"
+SHARED_WARC_REAL = REPO.parent / "shared" / "data" / "warc-real"  # archival crawls, several tools
 # `--set` form of offline(): only loopback names may be fetched
 OFFLINE_OVERRIDE = "stages.mine.download.allowed_hosts=[127.0.0.1, localhost]"
 
