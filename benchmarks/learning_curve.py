@@ -6,6 +6,7 @@ It answers "how far is the demo's budget from the goals": the demo trains 800 st
 
   .venv/bin/python benchmarks/learning_curve.py --demo-out demo-out [--at 400,800,1600,3200] [--seed 0]
       [--model tiny_fast] [--model-over '{"pooled_condition": true}'] [--train-over '{"learning_rate": 0.002}']
+      [--grids DIR]
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--guidance", default="2", help="guidance scales (comma-separated)")
     ap.add_argument("--tag", default="", help="a name for the JSON rows")
+    ap.add_argument("--grids", type=Path, help="write the variations (condition left) at each step count here")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     from semantica.evaluation.reference import Reference
@@ -65,7 +67,11 @@ def main(argv=None) -> int:
         model = copy.deepcopy(state.model)
         state.ema.copy_to(model.parameters())
         for g in [float(v) for v in a.guidance.split(",")]:
-            scores, _, _, _ = br.score(model, enc, reference, judge, settings.stages.evaluate, g, a.seed)
+            scores, evaluator, cond, samples = br.score(model, enc, reference, judge, settings.stages.evaluate, g,
+                                                        a.seed)
+            if a.grids:
+                a.grids.mkdir(parents=True, exist_ok=True)
+                evaluator.grid(cond, samples, a.grids / f"step{step}-seed{a.seed}-g{g:g}.png")
             print(json.dumps({"tag": a.tag, "step": step, "samples": step * a.bs, "train_s": round(train_s, 1),
                               "guidance": g, **{k: None if scores[k] is None else round(scores[k], 3)
                                                 for k in br.SCORE_KEYS}}), flush=True)
