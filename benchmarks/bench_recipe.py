@@ -130,6 +130,22 @@ def score(model, encoder, reference, judge, ev, guidance: float, seed: int) -> d
     return evaluator.score(cond, samples, seed), evaluator, cond, samples
 
 
+def scoring_setup(demo_out: Path):
+    """(local settings, the demo's tiny encoder, the shape-and-colour judge, the held-out reference: 8 pictures
+    a topic drawn anew with seed 1): what every recipe is scored with, here and in learning_curve.py."""
+    from semantica.evaluation.reference import Reference
+    from semantica.sample_web.topics import draw_pictures, fit_shape_judge, load_pictures
+    settings = load_settings(REPO / "pipelines.yaml", "local")
+    encoder = load_encoder(str((demo_out / "tiny-encoder").resolve()), device="cpu")
+    sw = settings.stages.sample_web
+    judge = fit_shape_judge(sw, load_pictures(demo_out / "sample-web"))
+    print(f"judge: held-out accuracy {judge.accuracy:.3f} on the sample web's pictures", flush=True)
+    held = draw_pictures(sw, 8, seed=1)
+    reference = Reference(images=[p.image for p in held], names=[p.picture_id for p in held],
+                          labels=[f"topic{p.topic}" for p in held])
+    return settings, encoder, judge, reference
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo-out", type=Path, required=True,
@@ -144,20 +160,10 @@ def main(argv=None) -> int:
     ap.add_argument("--grids", type=Path, help="write each run's variations (condition left) as a PNG here")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    from semantica.evaluation.reference import Reference
-    from semantica.sample_web.topics import draw_pictures, fit_shape_judge, load_pictures
-    settings = load_settings(REPO / "pipelines.yaml", "local")
     names = list(VARIANTS)
     if args.variants:
         names = [names[int(i)] for i in args.variants.split(",")]
-    enc_path = str((args.demo_out / "tiny-encoder").resolve())
-    encoder = load_encoder(enc_path, device="cpu")
-    sw = settings.stages.sample_web
-    judge = fit_shape_judge(sw, load_pictures(args.demo_out / "sample-web"))
-    print(f"judge: held-out accuracy {judge.accuracy:.3f} on the sample web's pictures", flush=True)
-    held = draw_pictures(sw, 8, seed=1)
-    reference = Reference(images=[p.image for p in held], names=[p.picture_id for p in held],
-                          labels=[f"topic{p.topic}" for p in held])
+    settings, encoder, judge, reference = scoring_setup(args.demo_out)
     data = Data(args.demo_out / "filtered", settings.model.resolution, settings.stages.train.batch_size)
     if args.steps:
         steps = dict(zip(names, (int(x) for x in args.steps.split(","))))
@@ -172,7 +178,7 @@ def main(argv=None) -> int:
     scales = [float(g) for g in args.guidance.split(",")]
     rows: dict = {(n, g): [] for n in names for g in scales}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        for i, n in enumerate(names):
+        for n in names:
             t = time.perf_counter()
             model = train(settings, n, encoder, data, steps[n], seed)
             t_train = time.perf_counter() - t

@@ -21,8 +21,6 @@ from pathlib import Path
 import torch
 
 import bench_recipe as br
-from semantica.config import load_settings
-from semantica.encoders import load_encoder
 from semantica.training.step import build_model, make_state, new_loss, step_generator, train_step
 
 
@@ -41,17 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--grids", type=Path, help="write the variations (condition left) at each step count here")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    from semantica.evaluation.reference import Reference
-    from semantica.sample_web.topics import draw_pictures, fit_shape_judge, load_pictures
-    settings = load_settings(br.REPO / "pipelines.yaml", "local")
-    enc = load_encoder(str((a.demo_out / "tiny-encoder").resolve()), device="cpu")
+    settings, enc, judge, reference = br.scoring_setup(a.demo_out)
     model_cfg = dataclasses.replace(settings.models[a.model], **json.loads(a.model_over))
     cfg = dataclasses.replace(settings.stages.train, seed=a.seed, batch_size=a.bs, **json.loads(a.train_over))
-    sw = settings.stages.sample_web
-    judge = fit_shape_judge(sw, load_pictures(a.demo_out / "sample-web"))
-    held = draw_pictures(sw, 8, seed=1)
-    reference = Reference(images=[p.image for p in held], names=[p.picture_id for p in held],
-                          labels=[f"topic{p.topic}" for p in held])
     data = br.Data(a.demo_out / "filtered", model_cfg.resolution, a.bs)
     probe = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens
     state = make_state(build_model(model_cfg, enc.dim, probe.shape[1], a.seed), cfg)

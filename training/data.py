@@ -96,7 +96,7 @@ def augment(images: np.ndarray, pair_ids, epoch: int, seed: int, resolution: int
 BLOCK_ROWS = 128  # pairs per ray.data block: one block would be decoded by one task, on one core
 # Decoded pairs up to this size are decoded once and kept in Ray's object store. Otherwise every epoch
 # runs the ray.data pipeline again, and its start (tasks, first decoded block) stalls the training loop:
-# the demo's 427 pairs make 26-step epochs, and the stalls cost a third of its training time.
+# the demo's 427 pairs make 26-step epochs (200 Ray steps: 126 vs 139 s and 96 vs 119 s, README).
 CACHE_DECODED_BYTES = 1 << 30
 
 
