@@ -14,7 +14,10 @@ data path hands them over.
                  +cl        + channels_last and cuDNN autotuning
                  +opt       + fused AdamW, foreach EMA, TF32, pinned non-blocking copies
                  +ckpt      + gradient checkpointing (memory for time)
-                 fast       + torch.compile of the UNet: the GPU profiles' fast path
+                 fast-heuristic  + torch.compile of the UNet, Inductor choosing layouts: it picks NCHW
+                            for UNets, and cuDNN copies tensors back to NHWC around the convs
+                 fast       + torch.compile keeping NHWC (`compile_channels_last`): the GPU profiles'
+                            fast path
   unet         UNet forward + backward alone (bf16 autocast), shipped vs heads+cl
   encoder      frozen encoder forward, images/s
   sampling     SemanticaPipeline, 128 images, guidance 2 (two UNet passes a step), DDIM at 25 and 50
@@ -65,8 +68,8 @@ from semantica.training.step import (build_model, configure_backends, make_state
 BF16_PEAK_TFLOPS = {"H200": 989.4, "GH200": 989.4, "H100": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0,
                     "H800": 989.4, "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.1, "L40": 181.0,
                     "L4": 121.0, "RTX 6000 Ada": 364.2, "RTX 4090": 165.2, "A6000": 154.8, "V100": None}
-FAST_KEYS = ("channels_last", "compile", "tf32", "fused_optimizer", "ema_foreach", "pin_memory",
-             "gradient_checkpointing")
+FAST_KEYS = ("channels_last", "compile", "compile_channels_last", "tf32", "fused_optimizer", "ema_foreach",
+             "pin_memory", "gradient_checkpointing")
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -156,7 +159,8 @@ def train_variants(base: TrainConfig, smoke: bool) -> list[tuple[str, TrainConfi
     opt = dataclasses.replace(cl, fused_optimizer=True, ema_foreach=True, tf32=True, pin_memory=True)
     return [("shipped", off, True), ("heads", off, False), ("+cl", cl, False), ("+opt", opt, False),
             ("+ckpt", dataclasses.replace(opt, gradient_checkpointing=True), False),
-            ("fast", dataclasses.replace(opt, compile=not smoke), False)]
+            *([] if smoke else [("fast-heuristic", dataclasses.replace(opt, compile=True), False)]),
+            ("fast", dataclasses.replace(opt, compile=not smoke, compile_channels_last=True), False)]
 
 
 def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, args, count_only: bool = False) -> None:
@@ -362,7 +366,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-batches", type=lambda t: [int(x) for x in t.split(",")],
                     help="per-GPU batches of the compiled fast path, in this order (default: --batches, largest first)")
     ap.add_argument("--variants", help="only these train variants, comma-separated (default all: "
-                    "shipped,heads,+cl,+opt,+ckpt,fast)")
+                    "shipped,heads,+cl,+opt,+ckpt,fast-heuristic,fast)")
     ap.add_argument("--profile-steps", type=int, default=0,
                     help="after the first compiled fast-path figure, trace this many steps with torch.profiler "
                          "and print kernel time by kind (default 0: no trace)")

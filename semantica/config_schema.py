@@ -209,6 +209,7 @@ class TrainConfig:
     # the GPU fast path: each is off on CPU (local profile) and on in the GPU profiles
     channels_last: Bool
     compile: Bool
+    compile_channels_last: Bool  # inductor keeps NHWC inside the compiled graph (see training/step.py)
     tf32: Bool
     fused_optimizer: Bool
     ema_foreach: Bool

@@ -164,3 +164,25 @@ def test_train_config_flag_names_pipelines_yaml_and_still_takes_a_model_name(tmp
     _train_config_flag(args)
     assert args.model_config == "base64" and "deprecated" in caplog.text
     assert build_parser().parse_args(base + ["--model", "tiny"]).model_config == "tiny"
+
+
+def test_gpu_profiles_keep_channels_last_through_compile():
+    """Inductor's own layout heuristic picks NCHW for any UNet (a 3×3 conv whose input has ≥ 2× its output
+    channels); the GPU profiles override it, and `configure_backends` is where that lands (no GPU needed)."""
+    import torch._inductor.config as inductor
+    from semantica.training.step import configure_backends
+    saved = (inductor.force_layout_optimization, torch.backends.cudnn.benchmark,
+             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        for profile in ("dataflow", "spark", "flink"):
+            cfg = load_settings(REPO / "pipelines.yaml", profile).stages.train
+            assert cfg.compile and cfg.channels_last and cfg.compile_channels_last, profile
+            configure_backends(cfg, torch.device("cuda"))
+            assert inductor.force_layout_optimization is True
+            configure_backends(dataclasses.replace(cfg, compile_channels_last=False), torch.device("cuda"))
+            assert inductor.force_layout_optimization is False
+        local = load_settings(REPO / "pipelines.yaml", "local").stages.train
+        assert not (local.compile or local.compile_channels_last)
+    finally:
+        (inductor.force_layout_optimization, torch.backends.cudnn.benchmark,
+         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved
