@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     data = Data(args.demo_out / "filtered", settings.model.resolution, settings.stages.train.batch_size)
     if args.steps:
         steps = dict(zip(names, (int(x) for x in args.steps.split(","))))
-        seconds = float("nan")
+        seconds = None  # fixed steps: no time budget
     else:
         costs = step_costs(settings, names, encoder, data)
         seconds = args.budget * costs[names[0]]
@@ -195,8 +195,9 @@ def main(argv=None) -> int:
                     with args.json.open("a") as f:
                         f.write(json.dumps({"variant": n, "seed": seed, "guidance": g, "steps": steps[n],
                                             "train_s": t_train, **{k: scores[k] for k in SCORE_KEYS}}) + "\n")
-    print(f"\n| variant (budget: {args.budget} steps of the first, {seconds:.0f} s at this run's step cost) | steps "
-          "| guidance | " + " | ".join(SCORE_KEYS) + " |")
+    budget = (f"fixed steps --steps {args.steps}" if seconds is None
+              else f"budget: {args.budget} steps of the first, {seconds:.0f} s at this run's step cost")
+    print(f"\n| variant ({budget}) | steps | guidance | " + " | ".join(SCORE_KEYS) + " |")
     print("|---|---|---|" + "---|" * len(SCORE_KEYS))
     for (n, g), rs in rows.items():
         cells = []

@@ -40,7 +40,7 @@ def _train_loop(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     shard = ray.train.get_dataset_shard("train")
     per_worker = max(1, cfg.batch_size // world)
-    clock = [time.perf_counter(), state.step]  # start of the current logging window: time, step
+    report = Reporter(Path(config["run_dir"]), cfg, model_cfg, per_worker * world, rank, state.step)
     while state.step < config["max_steps"]:
         skip, seen = state.batch_in_epoch, 0
         for i, batch in enumerate(shard.iter_batches(batch_size=per_worker, drop_last=True,
@@ -55,7 +55,7 @@ def _train_loop(config: dict) -> None:
                               device)
             state.batch_in_epoch = i + 1
             done = state.step >= config["max_steps"]
-            _report(config, state, cfg, model_cfg, loss, done, clock, per_worker * world, rank)
+            report(state, loss, done)
             if done:
                 _write_digest(config, state, rank)
                 break
@@ -94,34 +94,46 @@ def _worker_setup(config: dict):
     return cfg, model_cfg, state, encoder, new_loss(cfg), device
 
 
-def _report(config: dict, state, cfg: TrainConfig, model_cfg: ModelConfig, loss: torch.Tensor, done: bool,
-            clock: list, global_batch: int, rank: int) -> None:
+class Reporter:
     """Metrics every `log_every` steps (rank 0 also appends them to metrics.jsonl) and a checkpoint every
     `checkpoint_every` steps and at the end, through `ray.train.report`. Other steps return at once: nothing
     reads the loss, so the host runs ahead of the GPU."""
-    import ray.train
-    log_now = state.step % cfg.log_every == 0 or done or state.step == 1
-    if not (log_now or state.step % cfg.checkpoint_every == 0):
-        return
-    metrics = {"step": state.step, "loss": float(loss), "lr": state.lr_schedule.get_last_lr()[0], "epoch": state.epoch}
-    if log_now:
-        dt = time.perf_counter() - clock[0]
-        metrics["steps_per_s"] = (state.step - clock[1]) / dt if dt > 0 else 0.0
-        metrics["samples_per_s"] = metrics["steps_per_s"] * global_batch
-        clock[:] = [time.perf_counter(), state.step]
-        if rank == 0:  # the full history (Ray keeps only the metrics of kept checkpoints)
-            with open(Path(config["run_dir"]) / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-    if state.step % cfg.checkpoint_every == 0 or done:
-        with tempfile.TemporaryDirectory() as d:
-            if rank == 0:
-                torch.save(state.state_dict(), Path(d) / STATE_FILE)
-                # "<step> <bytes of state.pt>": a copy torn by a kill is recognised and skipped
-                (Path(d) / STEP_FILE).write_text(f"{state.step} {(Path(d) / STATE_FILE).stat().st_size}")
-                (Path(d) / HEADS_FILE).write_text(json.dumps(list(model_cfg.heads_per_block())))
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
-    elif "steps_per_s" in metrics:
-        ray.train.report(metrics)
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, model_cfg: ModelConfig, global_batch: int, rank: int,
+                 step: int):
+        self.run_dir, self.cfg, self.model_cfg = run_dir, cfg, model_cfg
+        self.global_batch, self.rank = global_batch, rank
+        self.window = (time.perf_counter(), step)  # start of the current logging window: time, step
+
+    def __call__(self, state, loss: torch.Tensor, done: bool) -> None:
+        import ray.train
+        cfg = self.cfg
+        log_now = state.step % cfg.log_every == 0 or done or state.step == 1
+        if not (log_now or state.step % cfg.checkpoint_every == 0):
+            return
+        metrics = {"step": state.step, "loss": float(loss), "lr": state.lr_schedule.get_last_lr()[0],
+                   "epoch": state.epoch}
+        if log_now:
+            (t0, step0), now = self.window, time.perf_counter()
+            metrics["steps_per_s"] = (state.step - step0) / (now - t0) if now > t0 else 0.0
+            metrics["samples_per_s"] = metrics["steps_per_s"] * self.global_batch
+            self.window = (now, state.step)
+            if self.rank == 0:  # the full history (Ray keeps only the metrics of kept checkpoints)
+                with open(self.run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+        if state.step % cfg.checkpoint_every == 0 or done:
+            with tempfile.TemporaryDirectory() as d:
+                if self.rank == 0:
+                    self._save(state, Path(d))
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if self.rank == 0 else None)
+        elif "steps_per_s" in metrics:
+            ray.train.report(metrics)
+
+    def _save(self, state, folder: Path) -> None:
+        torch.save(state.state_dict(), folder / STATE_FILE)
+        # "<step> <bytes of state.pt>": a copy torn by a kill is recognised and skipped
+        (folder / STEP_FILE).write_text(f"{state.step} {(folder / STATE_FILE).stat().st_size}")
+        (folder / HEADS_FILE).write_text(json.dumps(list(self.model_cfg.heads_per_block())))
 
 
 def _write_digest(config: dict, state, rank: int) -> None:
