@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
@@ -248,8 +248,8 @@ def _options(settings: Settings, pairs_dir, run_dir: Path, encoder, max_steps, n
     encoder or an unknown model name fails here, in one line."""
     from semantica.encoders import load_encoder
     cfg = settings.stages.train
-    if seed is not None:
-        cfg = TrainConfig(**{**asdict(cfg), "seed": seed})
+    # the run's seed and length into the workers' config too, so training_options.json says what ran
+    cfg = replace(cfg, seed=cfg.seed if seed is None else seed, max_steps=max_steps or cfg.max_steps)
     model_name = model_name or settings.profile.model
     if model_name not in settings.models:
         raise UserError(f"--model {model_name!r}: not one of models ({', '.join(settings.models)})")
@@ -260,7 +260,7 @@ def _options(settings: Settings, pairs_dir, run_dir: Path, encoder, max_steps, n
     load_encoder(encoder, device="cpu")
     run_dir.mkdir(parents=True, exist_ok=True)
     options = {"pairs": str(Path(pairs_dir).resolve()), "encoder": encoder, "model_name": model_name,
-               "model": asdict(model_cfg), "train": asdict(cfg), "max_steps": max_steps or cfg.max_steps,
+               "model": asdict(model_cfg), "train": asdict(cfg), "max_steps": cfg.max_steps,
                "num_workers": num_workers or ray_cfg.num_workers, "use_gpu": ray_cfg.use_gpu,
                "cpus_per_worker": ray_cfg.cpus_per_worker, "profile": settings.profile_name,
                "digest_dir": str(digest_dir) if digest_dir else None, "run_dir": str(run_dir)}
