@@ -31,7 +31,7 @@ table by device name; "unknown" otherwise). Memory is torch's peak allocation in
   python benchmarks/bench_gpu.py --smoke     # all of it at tiny sizes, on CPU too (the suite runs it)
 
 Runs without Ray, and from a checkout on PYTHONPATH without installing semantica (only torch,
-transformers, diffusers, pyyaml are needed).
+transformers, diffusers, pyyaml and pydantic are needed).
 """
 from __future__ import annotations
 
