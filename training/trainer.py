@@ -30,7 +30,7 @@ HEADS_FILE = "attention_heads.json"  # beside state.pt: the heads per block its 
 
 
 def _train_loop(config: dict) -> None:
-    """Runs in every Ray worker: batches of its dataset shard, one `train_step` each, until max_steps."""
+    """Runs in every Ray worker: batches of its dataset shard, one `train_step` each, until cfg.max_steps."""
     import ray.train
     from semantica.training.data import augment
     from semantica.training.step import step_generator, train_step
@@ -41,7 +41,7 @@ def _train_loop(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     per_worker = max(1, cfg.batch_size // world)
     report = Reporter(Path(config["run_dir"]), cfg, model_cfg, per_worker * world, rank, state.step)
-    while state.step < config["max_steps"]:
+    while state.step < cfg.max_steps:
         skip, seen = state.batch_in_epoch, 0
         for i, batch in enumerate(shard.iter_batches(batch_size=per_worker, drop_last=True,
                                                      local_shuffle_buffer_size=256,
@@ -54,7 +54,7 @@ def _train_loop(config: dict) -> None:
             loss = train_step(state, encoder, loss_fn, cond, target, cfg, step_generator(cfg.seed, state.step, rank),
                               device)
             state.batch_in_epoch = i + 1
-            done = state.step >= config["max_steps"]
+            done = state.step >= cfg.max_steps
             report(state, loss, done)
             if done:
                 _write_digest(config, state, rank)
