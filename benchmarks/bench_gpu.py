@@ -18,6 +18,10 @@ data path hands them over.
                             for UNets, and cuDNN copies tensors back to NHWC around the convs
                  fast       + torch.compile keeping NHWC (`compile_channels_last`): the GPU profiles'
                             fast path
+                 fast+graphs  + `compile_mode: reduce-overhead`: each step's forward and backward replayed
+                            as CUDA graphs (no kernel-launch gaps)
+                 fast+tune  + `compile_tune_kernels`: inductor times its fused kernels' block sizes
+                 fast+graphs+tune  both
   unet         UNet forward + backward alone (bf16 autocast), shipped vs heads+cl
   encoder      frozen encoder forward, images/s
   sampling     SemanticaPipeline, 128 images, guidance 2 (two UNet passes a step), DDIM at 25 and 50
@@ -69,7 +73,7 @@ BF16_PEAK_TFLOPS = {"H200": 989.4, "GH200": 989.4, "H100": 989.4, "H100 PCIe": 7
                     "H800": 989.4, "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.1, "L40": 181.0,
                     "L4": 121.0, "RTX 6000 Ada": 364.2, "RTX 4090": 165.2, "A6000": 154.8, "V100": None}
 FAST_KEYS = ("channels_last", "compile", "compile_channels_last", "tf32", "fused_optimizer", "ema_foreach",
-             "pin_memory", "gradient_checkpointing")
+             "pin_memory", "gradient_checkpointing", "compile_tune_kernels")
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -154,13 +158,17 @@ def make_encoder(folder: Path, smoke: bool) -> Path:
 
 def train_variants(base: TrainConfig, smoke: bool) -> list[tuple[str, TrainConfig, bool]]:
     """(name, train config, old head layout?) in the order of the module docstring."""
-    off = dataclasses.replace(base, **{k: False for k in FAST_KEYS})
+    off = dataclasses.replace(base, compile_mode="default", **{k: False for k in FAST_KEYS})
     cl = dataclasses.replace(off, channels_last=True)
     opt = dataclasses.replace(cl, fused_optimizer=True, ema_foreach=True, tf32=True, pin_memory=True)
+    fast = dataclasses.replace(opt, compile=not smoke, compile_channels_last=True)
     return [("shipped", off, True), ("heads", off, False), ("+cl", cl, False), ("+opt", opt, False),
             ("+ckpt", dataclasses.replace(opt, gradient_checkpointing=True), False),
             *([] if smoke else [("fast-heuristic", dataclasses.replace(opt, compile=True), False)]),
-            ("fast", dataclasses.replace(opt, compile=not smoke, compile_channels_last=True), False)]
+            ("fast", fast, False),
+            *([] if smoke else [(f"fast+{name}", dataclasses.replace(fast, **kw), False) for name, kw in (
+                ("graphs", {"compile_mode": "reduce-overhead"}), ("tune", {"compile_tune_kernels": True}),
+                ("graphs+tune", {"compile_mode": "reduce-overhead", "compile_tune_kernels": True}))])]
 
 
 def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, args, count_only: bool = False) -> None:
@@ -366,7 +374,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile-batches", type=lambda t: [int(x) for x in t.split(",")],
                     help="per-GPU batches of the compiled fast path, in this order (default: --batches, largest first)")
     ap.add_argument("--variants", help="only these train variants, comma-separated (default all: "
-                    "shipped,heads,+cl,+opt,+ckpt,fast-heuristic,fast)")
+                    "shipped,heads,+cl,+opt,+ckpt,fast-heuristic,fast,fast+graphs,fast+tune,fast+graphs+tune)")
     ap.add_argument("--profile-steps", type=int, default=0,
                     help="after the first compiled fast-path figure, trace this many steps with torch.profiler "
                          "and print kernel time by kind (default 0: no trace)")

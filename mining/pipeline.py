@@ -122,8 +122,8 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
         raise ResultsLost(
             f"{out}: the runner lost {stats['lost_results']} reference results between steps "
             f"({stats['internal_errors'].get('assemble', 0)} pages written to failures/ instead of pages/); the "
-            "output is left unmarked (no _SUCCESS). Seen with Beam's Python FnApiRunner (the portable profile's "
-            "local job server) at direct_num_workers > 1 on ~1 GB per job: rerun with "
-            "--set profiles.<profile>.beam.direct_num_workers=1, or on Dataflow / Flink / Spark.")
+            "output is left unmarked (no _SUCCESS). Beam's FnApiRunner lost inputs this way until "
+            "semantica.portable.close_input_flush_race; if you see this, please report it with the runner and "
+            "the job's log.")
     mark_complete(out)
     return stats

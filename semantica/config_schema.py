@@ -192,8 +192,11 @@ class PublishConfig:
     safety_classifier: Optional[Str]
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
+
+
 @section
-class TrainConfig:
+class TrainConfig(_Section):
     seed: Int
     encoder: Str
     max_steps: Int
@@ -210,11 +213,17 @@ class TrainConfig:
     channels_last: Bool
     compile: Bool
     compile_channels_last: Bool  # inductor keeps NHWC inside the compiled graph (see training/step.py)
+    compile_mode: Str         # torch.compile's mode; "reduce-overhead" replays each step as CUDA graphs
+    compile_tune_kernels: Bool  # inductor times its fused kernels' block sizes (coordinate descent)
     tf32: Bool
     fused_optimizer: Bool
     ema_foreach: Bool
     pin_memory: Bool
     gradient_checkpointing: Bool
+
+    def check(self) -> None:
+        _check(self.compile_mode in COMPILE_MODES, "compile_mode", self.compile_mode,
+               "one of " + ", ".join(COMPILE_MODES) + " (torch.compile's modes)")
 
 
 @section

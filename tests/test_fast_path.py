@@ -171,7 +171,7 @@ def test_gpu_profiles_keep_channels_last_through_compile():
     channels); the GPU profiles override it, and `configure_backends` is where that lands (no GPU needed)."""
     import torch._inductor.config as inductor
     from semantica.training.step import configure_backends
-    saved = (inductor.force_layout_optimization, torch.backends.cudnn.benchmark,
+    saved = (inductor.force_layout_optimization, inductor.coordinate_descent_tuning, torch.backends.cudnn.benchmark,
              torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     try:
         for profile in ("dataflow", "spark", "flink"):
@@ -181,8 +181,11 @@ def test_gpu_profiles_keep_channels_last_through_compile():
             assert inductor.force_layout_optimization is True
             configure_backends(dataclasses.replace(cfg, compile_channels_last=False), torch.device("cuda"))
             assert inductor.force_layout_optimization is False
+            assert inductor.coordinate_descent_tuning is False
+            configure_backends(dataclasses.replace(cfg, compile_tune_kernels=True), torch.device("cuda"))
+            assert inductor.coordinate_descent_tuning is True
         local = load_settings(REPO / "pipelines.yaml", "local").stages.train
         assert not (local.compile or local.compile_channels_last)
     finally:
-        (inductor.force_layout_optimization, torch.backends.cudnn.benchmark,
+        (inductor.force_layout_optimization, inductor.coordinate_descent_tuning, torch.backends.cudnn.benchmark,
          torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved

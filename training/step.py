@@ -61,6 +61,7 @@ def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
         # output channels: every UNet, through the skip concatenations of the up blocks. The compiled graph
         # then hands cuDNN NCHW tensors and each conv copies them back (129 copies, 14 % of an H200 step).
         inductor.force_layout_optimization = cfg.channels_last and cfg.compile_channels_last
+        inductor.coordinate_descent_tuning = cfg.compile_tune_kernels
 
 
 def prepare_model(model: Denoiser, cfg: TrainConfig, device: torch.device) -> Denoiser:
@@ -72,7 +73,7 @@ def prepare_model(model: Denoiser, cfg: TrainConfig, device: torch.device) -> De
     if cfg.channels_last:
         model.unet.to(memory_format=torch.channels_last)
     if cfg.compile:
-        model.unet.compile()
+        model.unet.compile(**({} if cfg.compile_mode == "default" else {"mode": cfg.compile_mode}))
     return model
 
 
@@ -109,6 +110,8 @@ def apply_update(state: TrainState, cfg: TrainConfig) -> None:
 def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, target: torch.Tensor,
                cfg: TrainConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     model = state.model
+    if cfg.compile and cfg.compile_mode in ("reduce-overhead", "max-autotune"):  # the modes with CUDA graphs
+        torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs may be reused
     cond, target = to_device(cond, device, cfg), to_device(target, device, cfg)
     if cfg.channels_last:
         target = target.contiguous(memory_format=torch.channels_last)
