@@ -66,10 +66,67 @@ def close_input_flush_race() -> None:
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0  # read when the runner creates its gRPC data servicer
 
 
+INPUT_MESSAGE_BYTES = 8 << 20  # what the runner sends a worker at once (Beam's own SDK-side flush is 10 MB)
+
+
+def stream_bundle_inputs() -> None:
+    """Beam's FnApiRunner hands a worker its share of a grouped stage as one message (at 1 GB: 300 MB for
+    JoinPage), held at once as bytes, protobuf and elements: ~2 GB per worker. Here a grouped share is cut at
+    element boundaries into INPUT_MESSAGE_BYTES pieces, and each bundle's input is written and flushed piece
+    by piece from a thread of its own. The thread matters: the runner reads a bundle's output only after it
+    has queued all of its input, and its receive queue holds 5 messages, so written inline the pieces
+    deadlock once the worker's output fills that queue (2 runs of 3 at 1 GB hung until the job timeout)."""
+    from apache_beam.coders.coder_impl import create_InputStream
+    from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+    manager, grouping = fn_runner.BundleManager, execution.GroupingBuffer
+    if getattr(manager, "_semantica_streams", False):
+        return
+    for cls, name in ((manager, "_send_input_to_worker"), (grouping, "partition")):
+        if not hasattr(cls, name):
+            raise RuntimeError(f"this Beam's {cls.__name__} has no {name}: semantica.portable needs updating")
+    beam_partition = grouping.partition
+
+    def partition(self, n: int) -> list:
+        parts = beam_partition(self, n)  # computed once, then cached by Beam: cut once too
+        if not getattr(self, "_semantica_cut", False):
+            coder = self._post_grouped_coder.get_impl()
+            parts[:] = [[piece for blob in part for piece in _cut(blob, coder)] for part in parts]
+            self._semantica_cut = True
+        return parts
+
+    def send_input(self, process_bundle_id: str, read_transform_id: str, byte_streams) -> None:
+        out = self._worker_handler.data_conn.output_stream(process_bundle_id, read_transform_id)
+        pieces = list(byte_streams or [])  # kept alive here whatever the runner does with its buffer
+
+        def write() -> None:
+            for piece in pieces:
+                out.write(piece)
+                out.maybe_flush()  # on this thread: no timer races it (close_input_flush_race)
+            out.close()
+        threading.Thread(target=write, name=f"input-{process_bundle_id}", daemon=True).start()
+
+    def _cut(blob: bytes, coder) -> list:
+        if len(blob) <= INPUT_MESSAGE_BYTES:
+            return [blob]
+        stream, pieces, start = create_InputStream(blob), [], 0
+        while stream.size() > 0:
+            coder.decode_from_stream(stream, True)  # one grouped element: where the next one starts
+            end = len(blob) - stream.size()
+            if end - start >= INPUT_MESSAGE_BYTES:
+                pieces.append(blob[start:end])
+                start = end
+        return pieces + ([blob[start:]] if start < len(blob) else [])
+
+    grouping.partition = partition
+    manager._send_input_to_worker = send_input
+    manager._semantica_streams = True
+
+
 @contextlib.contextmanager
 def runner_flags(beam: dict) -> Iterator[list[str]]:
     """Flags a run of this `beam:` mapping adds for its workers, valid until the block ends."""
     close_input_flush_race()
+    stream_bundle_inputs()
     with contextlib.ExitStack() as stack:
         flags: list[str] = []
         if beam.get("job_endpoint") == LOCAL:
