@@ -20,6 +20,10 @@ processes run the DoFns. Two things depend on where those workers are:
   temporary folder and builds a wheel there (offline, no build isolation), which is staged
   with `--extra_package`. The checkout is never written to (Beam's `--setup_file` would run
   `setup.py sdist` in it and rewrite its egg-info).
+- The runners that run in this process (the DirectRunner's multi-process mode, the local job
+  server) are Beam's FnApiRunner, patched for every run: `close_input_flush_race()` stops a timer
+  flush from dropping bundle input, and `stream_bundle_inputs()` sends a grouped share in 8 MB
+  messages instead of one (a 1 GB WARC: ~1 GB per worker instead of ~2).
 """
 from __future__ import annotations
 
