@@ -22,7 +22,7 @@ processes run the DoFns. Two things depend on where those workers are:
   `setup.py sdist` in it and rewrite its egg-info).
 - The runners that run in this process (the DirectRunner's multi-process mode, the local job
   server) are Beam's FnApiRunner, patched for every run: `close_input_flush_race()` stops a timer
-  flush from dropping bundle input, and `stream_bundle_inputs()` sends a grouped share in 8 MB
+  flush from dropping bundle input, and `stream_bundle_inputs()` sends a grouped share in ~16 MB
   messages instead of one (a 1 GB WARC: ~1 GB per worker instead of ~2).
 """
 from __future__ import annotations
@@ -63,24 +63,39 @@ def close_input_flush_race() -> None:
     DATA_BUFFER_TIME_LIMIT_MS (1 s): the flush sends the buffer and then clears it, and `write`, on the
     bundle's thread, takes no lock, so chunks written in between are cleared unsent. The worker reads a
     shorter input without an error. It hits inputs whose write loop outlasts the interval: on a 1 GB
-    WARC, 4 runs of 9 lost 99 to 57,720 references' results before AssemblePages (Beam 2.77, data_plane.py
+    WARC, 4 runs of 9 lost 9,759 to 57,720 references' results before AssemblePages (Beam 2.77, data_plane.py
     TimeBasedBufferingClosableOutputStream). At 0 the runner's streams are size-based, flushed only on
     the writing thread (the whole input goes on close, as it did when no tick came)."""
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0  # read when the runner creates its gRPC data servicer
 
 
-INPUT_MESSAGE_BYTES = 8 << 20  # what the runner sends a worker at once (Beam's own SDK-side flush is 10 MB)
+INPUT_PIECE_BYTES = 8 << 20  # a grouped share is cut into pieces of about this size
+
+
+def _cut_at_elements(blob: bytes, coder) -> list:
+    """Encoded grouped elements → pieces of whole elements, each closed once it holds INPUT_PIECE_BYTES."""
+    from apache_beam.coders.coder_impl import create_InputStream
+    if len(blob) <= INPUT_PIECE_BYTES:
+        return [blob]
+    stream, pieces, start = create_InputStream(blob), [], 0
+    while stream.size() > 0:
+        coder.decode_from_stream(stream, True)  # one grouped element: where the next one starts
+        end = len(blob) - stream.size()
+        if end - start >= INPUT_PIECE_BYTES:
+            pieces.append(blob[start:end])
+            start = end
+    return pieces + ([blob[start:]] if start < len(blob) else [])
 
 
 def stream_bundle_inputs() -> None:
     """Beam's FnApiRunner hands a worker its share of a grouped stage as one message (at 1 GB: 300 MB for
     JoinPage), held at once as bytes, protobuf and elements: ~2 GB per worker. Here a grouped share is cut at
-    element boundaries into INPUT_MESSAGE_BYTES pieces, and each bundle's input is written and flushed piece
-    by piece from a thread of its own. The thread matters: the runner reads a bundle's output only after it
-    has queued all of its input, and its receive queue holds 5 messages, so written inline the pieces
-    deadlock once the worker's output fills that queue (2 runs of 3 at 1 GB hung until the job timeout)."""
-    from apache_beam.coders.coder_impl import create_InputStream
+    element boundaries into INPUT_PIECE_BYTES pieces, and each bundle's input is written piece by piece from
+    a thread of its own, a message going out whenever the stream holds over Beam's 10 MB (so ~16 MB).
+    The thread matters: the runner reads a bundle's output only after it has queued all of its input, and
+    its receive queue holds 5 messages, so written inline the pieces deadlock once the worker's output fills
+    that queue (2 runs of 3 at 1 GB hung until the job timeout)."""
     from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
     manager, grouping = fn_runner.BundleManager, execution.GroupingBuffer
     if getattr(manager, "_semantica_streams", False):
@@ -94,7 +109,7 @@ def stream_bundle_inputs() -> None:
         parts = beam_partition(self, n)  # computed once, then cached by Beam: cut once too
         if not getattr(self, "_semantica_cut", False):
             coder = self._post_grouped_coder.get_impl()
-            parts[:] = [[piece for blob in part for piece in _cut(blob, coder)] for part in parts]
+            parts[:] = [[piece for blob in part for piece in _cut_at_elements(blob, coder)] for part in parts]
             self._semantica_cut = True
         return parts
 
@@ -109,17 +124,6 @@ def stream_bundle_inputs() -> None:
             out.close()
         threading.Thread(target=write, name=f"input-{process_bundle_id}", daemon=True).start()
 
-    def _cut(blob: bytes, coder) -> list:
-        if len(blob) <= INPUT_MESSAGE_BYTES:
-            return [blob]
-        stream, pieces, start = create_InputStream(blob), [], 0
-        while stream.size() > 0:
-            coder.decode_from_stream(stream, True)  # one grouped element: where the next one starts
-            end = len(blob) - stream.size()
-            if end - start >= INPUT_MESSAGE_BYTES:
-                pieces.append(blob[start:end])
-                start = end
-        return pieces + ([blob[start:]] if start < len(blob) else [])
 
     grouping.partition = partition
     manager._send_input_to_worker = send_input

@@ -304,7 +304,7 @@ def test_grouped_inputs_reach_the_workers_in_pieces_and_whole(monkeypatch):
     from apache_beam.metrics import Metrics
     from apache_beam.metrics.metric import MetricsFilter
     from semantica import portable
-    monkeypatch.setattr(portable, "INPUT_MESSAGE_BYTES", 64 << 10)
+    monkeypatch.setattr(portable, "INPUT_PIECE_BYTES", 64 << 10)
     sizes = Metrics.distribution("pieces", "group_size")
     with beam_options(load_settings(REPO / "pipelines.yaml", "local")) as options:
         p = beam.Pipeline(options=options)

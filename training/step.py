@@ -48,6 +48,9 @@ def build_model(model_cfg: ModelConfig, encoder_dim: int, num_tokens: int, seed:
                                      num_tokens=num_tokens))
 
 
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile's modes that replay CUDA graphs
+
+
 def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
     """Process-wide CUDA settings of the fast path (nothing changes on CPU)."""
     if device.type != "cuda":
@@ -110,7 +113,7 @@ def apply_update(state: TrainState, cfg: TrainConfig) -> None:
 def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, target: torch.Tensor,
                cfg: TrainConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     model = state.model
-    if cfg.compile and cfg.compile_mode in ("reduce-overhead", "max-autotune"):  # the modes with CUDA graphs
+    if cfg.compile and cfg.compile_mode in CUDA_GRAPH_MODES:
         torch.compiler.cudagraph_mark_step_begin()  # a new step: the last step's graph outputs may be reused
     cond, target = to_device(cond, device, cfg), to_device(target, device, cfg)
     if cfg.channels_last:
