@@ -18,7 +18,9 @@ phase timed on its own over all the pages: read (iter_records), charset (decode_
 for img/meta/base, the attributes, srcset and <picture>, the ImageRefs), resolve (every
 reference's URL), prefilter, candidates (the kept references' other URLs), other (process_warc
 less the sum: the page and reference dicts, record_items, domain_of, the cyclic GC, and the
-phases' running page by page rather than each over all the pages). Main content excluded.
+phases' running page by page rather than each over all the pages). Main content excluded. Then the
+C floor (read + Lexbor's parse and CSS match, what no Python rewrite removes), the Python rest per
+reference, and what 2,500 pages/s would leave Python per reference.
 
   .venv/bin/python benchmarks/bench_extract.py [--pages 2000] [--repeat 3] [--profile]
 """
@@ -113,7 +115,12 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
             "extract_refs": [(h, r.uri) for h, r in zip(bounded, pages)],
             "resolve": [(ref.base, ref.raw) for rs in refs for ref in rs],
             "prefilter": [(rs, cfg.prefilter) for rs in refs], "candidates": kept}
-    fns = {"charset": decode_html_utf8, "bound": bound_html, "parse": LexborHTMLParser, "extract_refs": extract_refs,
+    def select(html):  # the C part of the walk: Lexbor's parse and CSS match, no Python per element
+        LexborHTMLParser(html).css("img, meta, base[href]")
+
+    args["select"] = args["parse"]
+    fns = {"charset": decode_html_utf8, "bound": bound_html, "parse": LexborHTMLParser, "select": select,
+           "extract_refs": extract_refs,
            "resolve": resolve, "prefilter": prefilter_page, "candidates": resolve_candidates}
     steps = {"read": read}
     steps.update({name: (lambda fn, a: lambda: each(fn, a))(fns[name], args[name]) for name in fns})
@@ -134,6 +141,9 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
              "prefilter": best["prefilter"], "candidates": best["candidates"]}
     split["other"] = best["process_warc"] - sum(split.values())
     split["process_warc"] = best["process_warc"]
+    # what no Python rewrite removes: FastWARC's read, Lexbor's parse and its CSS match
+    split["c_floor"] = best["read"] + best["select"]
+    split["refs"] = sum(len(rs) for rs in refs)
     return len(pages), split
 
 
@@ -205,8 +215,18 @@ def main() -> None:
         total = phases["process_warc"]
         print(f"\nprocess_warc by phase ({n} pages, main content excluded; CPU, best of {args.repeat} each)")
         print(f"{'phase':<14}{'µs/page':>9}{'share':>8}")
+        c_floor, n_refs = phases.pop("c_floor"), phases.pop("refs")
         for name, seconds in phases.items():
             print(f"{name:<14}{seconds / n * 1e6:>9.1f}{seconds / total:>8.1%}")
+        us = lambda seconds: seconds / n * 1e6  # noqa: E731
+        python = total - c_floor
+        print(f"\nC floor (read + Lexbor parse + its CSS match, no Python per element): {us(c_floor):.1f} µs/page, "
+              f"at most {n / c_floor:,.0f} pages/s")
+        print(f"Python (everything else): {us(python):.1f} µs/page = {python / n_refs * 1e6:.2f} µs per reference "
+              f"({n_refs / n:.1f} references/page)")
+        budget = 1e6 / 2500 - us(c_floor)  # the goal, 2,500 pages/s per core
+        print(f"2,500 pages/s leaves Python {budget:.1f} µs/page = {budget * n / n_refs:.2f} µs per reference "
+              f"({us(python) / budget:.2f}x less than now)" if budget > 0 else "2,500 pages/s: below the C floor")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ VARIANTS = {
     "+ pooled condition, cond dropout 0.2": ({"pooled_condition": True}, {"cond_dropout": 0.2}),
     "+ pooled condition, 32-32-64 channels": ({"pooled_condition": True, "block_out_channels": (32, 32, 64)}, {}),
     "tiny (32-64, attention 16×16), min-SNR-5": ("tiny", {}),
+    "+ cosine LR decay to 0": ({}, {"lr_schedule": "cosine"}),
+    "+ linear LR decay to 0": ({}, {"lr_schedule": "linear"}),
+    "+ cosine LR decay, lr 2e-3": ({}, {"lr_schedule": "cosine", "learning_rate": 0.002}),
 }
 VARIANT_INDEX = {n: i for i, n in enumerate(VARIANTS)}
 SCORE_KEYS = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")
@@ -101,7 +104,7 @@ def step_costs(settings, names, encoder, data, rounds: int = 3, steps: int = 3) 
 
 def train(settings, name, encoder, data, steps: int, seed: int):
     model_cfg, cfg = configs(settings, name)
-    cfg = dataclasses.replace(cfg, seed=seed)
+    cfg = dataclasses.replace(cfg, seed=seed, max_steps=steps)  # a decaying LR reaches 0 at the last step
     probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size)).tokens
     state = make_state(build_model(model_cfg, encoder.dim, probe.shape[1], seed), cfg)
     loss_fn = new_loss(cfg)

@@ -1,7 +1,7 @@
 """A trained run scored as `semantica demo` scores it: the shape-and-colour judge, 64 held-out pictures
 (8 a topic, drawn anew), k = 8 conditions × 2 seeds, guidance 0 / 2 / 4, and the demo's grid.
 
-  .venv/bin/python benchmarks/score_run.py RUN_DIR SAMPLE_WEB OUT
+  .venv/bin/python benchmarks/score_run.py RUN_DIR SAMPLE_WEB OUT [GUIDANCE_SCALES, default 0,2,4]
 """
 import sys
 import time
@@ -15,13 +15,14 @@ from semantica.evaluation.evaluate import run_evaluate
 from semantica.evaluation.generate import generate
 from semantica.sample_web.topics import draw_pictures, fit_shape_judge, load_pictures, write_reference
 run, sw_dir, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+scales = [float(g) for g in (sys.argv[4] if len(sys.argv) > 4 else "0,2,4").split(",")]
 s = load_settings(Path("pipelines.yaml"), "local"); sw = s.stages.sample_web
 t = time.time()
 pics = load_pictures(sw_dir)
 judge = fit_shape_judge(sw, pics)
 print("judge", judge.accuracy, judge.shape_accuracy, judge.rejects, time.time() - t, flush=True)
 ref = write_reference(draw_pictures(sw, 8, seed=1), out / "reference")
-ev = run_evaluate(s.with_stage("evaluate", shots=[8], repeats=2, guidance_scales=[0.0, 2.0, 4.0]), run, ref, out / "ev",
+ev = run_evaluate(s.with_stage("evaluate", shots=[8], repeats=2, guidance_scales=scales), run, ref, out / "ev",
                   judge=judge, overwrite=True)
 SCORES = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")
 for r in ev["guidance"]:

@@ -193,6 +193,7 @@ class PublishConfig:
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
+LR_SCHEDULES = ("constant", "cosine", "linear")
 
 
 @section
@@ -203,6 +204,7 @@ class TrainConfig(_Section):
     batch_size: Int
     learning_rate: Float
     warmup_steps: Int
+    lr_schedule: Str          # after the warm-up: constant, or decayed to 0 at max_steps (cosine, linear)
     grad_clip: Float
     ema_decay: Float
     cond_dropout: Float
@@ -224,6 +226,7 @@ class TrainConfig(_Section):
     def check(self) -> None:
         _check(self.compile_mode in COMPILE_MODES, "compile_mode", self.compile_mode,
                "one of " + ", ".join(COMPILE_MODES) + " (torch.compile's modes)")
+        _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, "one of " + ", ".join(LR_SCHEDULES))
 
 
 @section

@@ -221,6 +221,22 @@ def test_train_step_updates_weights_warmup_and_ema(settings, encoder, tokens):
     assert sum(not torch.equal(s, p) for s, p in zip(state.ema.shadow_params, second)) > 0.9 * len(second)
 
 
+@pytest.mark.parametrize("schedule, mid, last", [("constant", 1.0, 1.0), ("cosine", 0.5, 0.0),
+                                                ("linear", 0.5, 0.0)])
+def test_lr_schedule_warms_up_then_holds_or_decays_to_zero_at_max_steps(settings, schedule, mid, last):
+    """lr factor after warm-up (4 steps) halfway to max_steps (4 + 10) and at it; the optimizer alone
+    (no model step needed: the schedule is a function of the step count)."""
+    cfg = _cfg(settings, lr_schedule=schedule, max_steps=14)
+    state = make_state(torch.nn.Linear(2, 2), cfg)
+    lrs = []
+    for _ in range(14):
+        state.optimizer.step()
+        state.lr_schedule.step()
+        lrs.append(state.lr_schedule.get_last_lr()[0] / cfg.learning_rate)
+    assert lrs[0] <= 0.5 and lrs[3] == pytest.approx(1.0)  # warm-up, then the full rate
+    assert lrs[8] == pytest.approx(mid) and lrs[13] == pytest.approx(last, abs=1e-9)
+
+
 def test_train_step_lowers_the_loss_of_a_fixed_batch(settings, encoder, tokens):
     """The same batch, t and ε at every step: the update follows the gradient down."""
     cfg = _cfg(settings)

@@ -85,7 +85,11 @@ def make_state(model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01,
                             fused=cfg.fused_optimizer or None)
     warmup = max(1, cfg.warmup_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    if cfg.lr_schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    else:  # diffusers' warm-up then decay to 0 at max_steps (a LambdaLR too: the same checkpoint state)
+        from diffusers.optimization import get_scheduler
+        sched = get_scheduler(cfg.lr_schedule, opt, num_warmup_steps=warmup, num_training_steps=cfg.max_steps)
     ema = EMAModel(model.parameters(), decay=cfg.ema_decay, foreach=cfg.ema_foreach)
     return TrainState(model, opt, sched, ema)
 
