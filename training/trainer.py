@@ -128,7 +128,7 @@ class Reporter:
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if self.rank == 0 else None)
         # Metrics alone are not reported to Ray: a worker's report waits until Ray Train's controller took the
         # previous one, and it looks every 2 s (its health-check interval; one result queued per worker). A
-        # report every 10 demo steps capped the demo at 5 steps/s, a third of its step time spent waiting.
+        # report every 10 demo steps capped the demo at 5 steps/s (with 2 threads, a third of its time spent waiting).
 
     def _save(self, state, folder: Path) -> None:
         torch.save(state.state_dict(), folder / STATE_FILE)
