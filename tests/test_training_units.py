@@ -275,3 +275,24 @@ def test_condition_dropout_replaces_the_condition_with_the_null_one(settings, en
         return float(train_step(state, encoder, new_loss(cfg), cond, target, cfg, step_generator(0, 0, 0), CPU))
     assert loss_with(0, 1.0) == loss_with(1, 1.0)
     assert loss_with(0, 0.0) != loss_with(1, 0.0)
+
+
+def test_metrics_reach_ray_only_with_checkpoints(settings, tmp_path, monkeypatch):
+    """A worker's ray.train.report waits for Ray Train's controller, which takes one report per worker every
+    2 s: metric-only reports every `log_every` steps capped the demo at 5 steps/s. Metrics go to metrics.jsonl
+    every `log_every` steps; Ray gets a report only with a checkpoint (every `checkpoint_every` and the last)."""
+    import json
+    import ray.train
+    from semantica.training.trainer import Reporter
+    reports = []
+    monkeypatch.setattr(ray.train, "report", lambda metrics, checkpoint=None: reports.append(
+        (metrics["step"], checkpoint is not None)))
+    cfg = _cfg(settings, log_every=10, checkpoint_every=50, max_steps=120)
+    state = make_state(torch.nn.Linear(2, 2), cfg)
+    report = Reporter(tmp_path, cfg, settings.models["tiny"], global_batch=16, rank=0, step=0)
+    for _ in range(cfg.max_steps):
+        state.step += 1
+        report(state, torch.tensor(0.5), done=state.step == cfg.max_steps)
+    assert reports == [(50, True), (100, True), (120, True)]
+    logged = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == [1] + list(range(10, 121, 10))
