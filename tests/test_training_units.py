@@ -296,3 +296,11 @@ def test_metrics_reach_ray_only_with_checkpoints(settings, tmp_path, monkeypatch
     assert reports == [(50, True), (100, True), (120, True)]
     logged = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged == [1] + list(range(10, 121, 10))
+    # another rank: the same reports (Ray's collective), and no log of its own
+    reports.clear()
+    other = Reporter(tmp_path / "rank1", cfg, settings.models["tiny"], global_batch=16, rank=1, step=0)
+    state.step = 0
+    for _ in range(cfg.max_steps):
+        state.step += 1
+        other(state, torch.tensor(0.5), done=state.step == cfg.max_steps)
+    assert reports == [(50, False), (100, False), (120, False)] and not (tmp_path / "rank1").exists()
