@@ -22,8 +22,11 @@ data path hands them over.
                             as CUDA graphs (no kernel-launch gaps)
                  fast+tune  + `compile_tune_kernels`: inductor times its fused kernels' block sizes
                  fast+graphs+tune  both
+                 fast+graphs+enc  fast+graphs + `compile_encoder`: the frozen encoder compiled too
+                 fast+graphs+enc+ddp  the same inside DistributedDataParallel (nccl, world size 1), as Ray's
+                            `prepare_model` wraps it: compiled UNet and CUDA graphs under DDP's gradient hooks
   unet         UNet forward + backward alone (bf16 autocast), shipped vs heads+cl
-  encoder      frozen encoder forward, images/s
+  encoder      frozen encoder forward, images/s, eager and compiled (`compile_encoder`)
   sampling     SemanticaPipeline, 128 images, guidance 2 (two UNet passes a step), DDIM at 25 and 50
                steps: fp32 weights (TF32 off, torch's default), fp32 under bf16 autocast, bf16 weights
 
@@ -66,14 +69,14 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from semantica.config import ModelConfig, TrainConfig, load_settings  # noqa: E402
 from semantica.encoders import load_encoder  # noqa: E402
 from semantica.training.step import (build_model, configure_backends, make_state, new_loss,  # noqa: E402
-                                     prepare_model, step_generator, train_step)
+                                     prepare_encoder, prepare_model, step_generator, train_step)
 
 # dense bf16 tensor-core peaks, TFLOP/s, from the vendors' datasheets (no sparsity); longest match wins
 BF16_PEAK_TFLOPS = {"H200": 989.4, "GH200": 989.4, "H100": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0,
                     "H800": 989.4, "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.1, "L40": 181.0,
                     "L4": 121.0, "RTX 6000 Ada": 364.2, "RTX 4090": 165.2, "A6000": 154.8, "V100": None}
 FAST_KEYS = ("channels_last", "compile", "compile_channels_last", "tf32", "fused_optimizer", "ema_foreach",
-             "pin_memory", "gradient_checkpointing", "compile_tune_kernels")
+             "pin_memory", "gradient_checkpointing", "compile_tune_kernels", "compile_encoder")
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -165,14 +168,27 @@ def train_variants(base: TrainConfig, smoke: bool) -> list[tuple[str, TrainConfi
     return [("shipped", off, True), ("heads", off, False), ("+cl", cl, False), ("+opt", opt, False),
             ("+ckpt", dataclasses.replace(opt, gradient_checkpointing=True), False),
             *([] if smoke else [("fast-heuristic", dataclasses.replace(opt, compile=True), False)]),
-            ("fast", fast, False),
+            ("fast", fast, False), *([("fast+ddp", fast, False)] if smoke else []),
             *([] if smoke else [(f"fast+{name}", dataclasses.replace(fast, **kw), False) for name, kw in (
                 ("graphs", {"compile_mode": "reduce-overhead"}), ("tune", {"compile_tune_kernels": True}),
-                ("graphs+tune", {"compile_mode": "reduce-overhead", "compile_tune_kernels": True}))])]
+                ("graphs+tune", {"compile_mode": "reduce-overhead", "compile_tune_kernels": True}),
+                ("graphs+enc", {"compile_mode": "reduce-overhead", "compile_encoder": True}),
+                ("graphs+enc+ddp", {"compile_mode": "reduce-overhead", "compile_encoder": True}))])]
 
 
-def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, args, count_only: bool = False) -> None:
+def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel over a one-process group, as Ray's `prepare_model` wraps each worker's model."""
+    import torch.distributed as dist
+    if not dist.is_initialized():  # a file store: no port to pick
+        store = dist.FileStore(tempfile.mkstemp(prefix="bench-gpu-ddp-")[1], 1)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=0, world_size=1)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, args, count_only: bool = False,
+                enc_path: Path | None = None) -> None:
     dev = b.device
+    shared_encoder = encoder
     res = model_cfg.resolution
     n_tokens = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size, device=dev)).tokens.shape[1]
     g = torch.Generator().manual_seed(0)
@@ -190,7 +206,12 @@ def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, arg
         if cfg.compile:  # a fresh, static compilation per batch (not a dynamic-shape recompile of the last)
             torch._dynamo.reset()
         model = prepare_model(model, cfg, dev)
+        # a compiled encoder is a fresh copy: the shared one stays eager for the other variants
+        encoder = prepare_encoder(load_encoder(str(enc_path), device=str(dev)), cfg) if (
+            cfg.compile_encoder and enc_path is not None) else shared_encoder
         state, loss_fn, k = make_state(model, cfg), new_loss(), [0]
+        if name.endswith("+ddp"):
+            state.model = wrap_ddp(model, dev)
 
         def step():
             cond, target = data[k[0] % 2]
@@ -199,7 +220,7 @@ def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, arg
 
         if (old, batch) not in b.flops:  # model FLOPs of one step, eager: the same for every fast setting
             if cfg.compile or cfg.gradient_checkpointing:  # count on the plain model (no recomputation)
-                plain = dataclasses.replace(cfg, compile=False, gradient_checkpointing=False)
+                plain = dataclasses.replace(cfg, compile=False, gradient_checkpointing=False, compile_encoder=False)
                 bench_train(b, model_cfg, [("(flops)", plain, old)], encoder, batch, args, count_only=True)
             else:
                 with FlopCounterMode(display=False) as fc:
@@ -218,6 +239,7 @@ def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, arg
             b.profiled = True
             profile_steps(step, dev, args.profile_steps)
         state = model = None  # free them before the next variant (`step` holds `state`)
+        encoder = shared_encoder  # and a compiled copy of the encoder
     configure_backends(dataclasses.replace(cfgs[0][1], tf32=False), dev)
 
 
@@ -294,13 +316,24 @@ def bench_unet(b: Bench, model_cfg: ModelConfig, batch: int, n_tokens: int, enc_
         unet = None  # free it before the next variant (`fwd_bwd` holds it)
 
 
-def bench_encoder(b: Bench, encoder, batch: int, args) -> int:
+def bench_encoder(b: Bench, encoder, batch: int, args, enc_path: Path) -> int:
     dev = b.device
     x = torch.randn(batch, 3, encoder.image_size, encoder.image_size, device=dev)
     with FlopCounterMode(display=False) as fc:
         out = encoder(x)
     sec = timed_rounds(lambda: encoder(x), dev, args.warmup, args.steps, args.rounds)
     b.record("encoder", f"{encoder.family} forward", batch, sec, fc.get_total_flops(), unit="images/s")
+    if not args.smoke:  # `compile_encoder`: a fresh copy, compiled (its first call compiles)
+        torch._dynamo.reset()
+        on = dataclasses.replace(load_settings(ROOT / "pipelines.yaml", "dataflow").stages.train, compile_encoder=True)
+        compiled = prepare_encoder(load_encoder(str(enc_path), device=str(dev)), on)
+        t0 = time.perf_counter()
+        compiled(x)
+        sync(dev)
+        first = time.perf_counter() - t0
+        sec = timed_rounds(lambda: compiled(x), dev, args.warmup, args.steps, args.rounds)
+        b.record("encoder", f"{encoder.family} forward, compiled", batch, sec, fc.get_total_flops(),
+                 unit="images/s", first_step_s=round(first, 1))
     return out.tokens.shape[1]
 
 
@@ -373,8 +406,9 @@ def main(argv=None) -> int:
                          "compiled train step at each batch, last because it compiles)")
     ap.add_argument("--compile-batches", type=lambda t: [int(x) for x in t.split(",")],
                     help="per-GPU batches of the compiled fast path, in this order (default: --batches, largest first)")
-    ap.add_argument("--variants", help="only these train variants, comma-separated (default all: "
-                    "shipped,heads,+cl,+opt,+ckpt,fast-heuristic,fast,fast+graphs,fast+tune,fast+graphs+tune)")
+    ap.add_argument("--variants", help="only these train variants, comma-separated, run in that order (default all: "
+                    "shipped,heads,+cl,+opt,+ckpt,fast-heuristic,fast,fast+graphs,fast+tune,fast+graphs+tune,fast+graphs+enc,"
+                    "fast+graphs+enc+ddp)")
     ap.add_argument("--profile-steps", type=int, default=0,
                     help="after the first compiled fast-path figure, trace this many steps with torch.profiler "
                          "and print kernel time by kind (default 0: no trace)")
@@ -414,7 +448,7 @@ def main(argv=None) -> int:
             unknown = sorted(set(wanted) - {v[0] for v in variants})
             if unknown:
                 ap.error(f"--variants: unknown {unknown}; known: {[v[0] for v in variants]}")
-            variants = [v for v in variants if v[0] in wanted]
+            variants = [next(v for v in variants if v[0] == w) for w in wanted]  # in the order asked
         for section in sections:
             try:
                 run_section(section, b, args, model_cfg, encoder, enc_path, n_tokens, variants, batches)
@@ -428,12 +462,12 @@ def main(argv=None) -> int:
 
 def run_section(section: str, b: Bench, args, model_cfg, encoder, enc_path, n_tokens, variants, batches) -> None:
     if section == "encoder":
-        bench_encoder(b, encoder, 4 if args.smoke else 256, args)
+        bench_encoder(b, encoder, 4 if args.smoke else 256, args, enc_path)
     elif section == "train":
         eager = [v for v in variants if not v[1].compile]
         for batch in batches:  # every eager variant at the largest batch, the ends at the others
             chosen = eager if batch == max(batches) else [v for v in eager if v[0] in ("shipped", "+opt")]
-            bench_train(b, model_cfg, chosen if not args.smoke else variants, encoder, batch, args)
+            bench_train(b, model_cfg, chosen if not args.smoke else variants, encoder, batch, args, enc_path=enc_path)
     elif section == "unet":
         bench_unet(b, model_cfg, max(batches), n_tokens, encoder.dim, args)
     elif section == "sampling":
@@ -441,7 +475,7 @@ def run_section(section: str, b: Bench, args, model_cfg, encoder, enc_path, n_to
                        (2,) if args.smoke else (25, 50), args.rounds if args.smoke else 1)
     elif section == "compile" and not args.smoke:
         for batch in args.compile_batches or sorted(batches, reverse=True):
-            bench_train(b, model_cfg, [v for v in variants if v[1].compile], encoder, batch, args)
+            bench_train(b, model_cfg, [v for v in variants if v[1].compile], encoder, batch, args, enc_path=enc_path)
 
 
 if __name__ == "__main__":

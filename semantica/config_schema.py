@@ -217,6 +217,7 @@ class TrainConfig(_Section):
     compile_channels_last: Bool  # inductor keeps NHWC inside the compiled graph (see training/step.py)
     compile_mode: Str         # torch.compile's mode; "reduce-overhead" replays each step as CUDA graphs
     compile_tune_kernels: Bool  # inductor times its fused kernels' block sizes (coordinate descent)
+    compile_encoder: Bool     # torch.compile of the frozen encoder's forward too
     tf32: Bool
     fused_optimizer: Bool
     ema_foreach: Bool

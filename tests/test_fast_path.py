@@ -177,6 +177,7 @@ def test_gpu_profiles_keep_channels_last_through_compile():
         for profile in ("dataflow", "spark", "flink"):
             cfg = load_settings(REPO / "pipelines.yaml", profile).stages.train
             assert cfg.compile and cfg.channels_last and cfg.compile_channels_last, profile
+            assert cfg.compile_mode == "reduce-overhead" and cfg.compile_encoder, profile
             configure_backends(cfg, torch.device("cuda"))
             assert inductor.force_layout_optimization is True
             configure_backends(dataclasses.replace(cfg, compile_channels_last=False), torch.device("cuda"))
@@ -185,7 +186,25 @@ def test_gpu_profiles_keep_channels_last_through_compile():
             configure_backends(dataclasses.replace(cfg, compile_tune_kernels=True), torch.device("cuda"))
             assert inductor.coordinate_descent_tuning is True
         local = load_settings(REPO / "pipelines.yaml", "local").stages.train
-        assert not (local.compile or local.compile_channels_last)
+        assert not (local.compile or local.compile_channels_last or local.compile_encoder)
+        assert local.compile_mode == "default"
     finally:
         (inductor.force_layout_optimization, inductor.coordinate_descent_tuning, torch.backends.cudnn.benchmark,
          torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved
+
+
+def test_compile_encoder_compiles_in_place_and_keeps_the_tokens(tmp_path):
+    """`compile_encoder` compiles the frozen encoder's model in place (the loader's wrapper, preprocessing and
+    weights stay); its tokens equal the eager encoder's up to float rounding. Off: the encoder is untouched."""
+    from semantica.encoders import load_encoder
+    from semantica.tiny_encoder import build_tiny_encoder
+    from semantica.training.step import prepare_encoder
+    path = build_tiny_encoder(tmp_path / "enc", "dinov2")
+    cfg = load_settings(REPO / "pipelines.yaml", "local").stages.train
+    eager = load_encoder(str(path), device="cpu")
+    assert prepare_encoder(eager, cfg) is eager and getattr(eager.model, "_compiled_call_impl", None) is None
+    compiled = prepare_encoder(load_encoder(str(path), device="cpu"), dataclasses.replace(cfg, compile_encoder=True))
+    assert compiled.model._compiled_call_impl is not None
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    a, b = eager(eager.preprocess_tensor(x)), compiled(compiled.preprocess_tensor(x))
+    torch.testing.assert_close(b.tokens, a.tokens, atol=1e-5, rtol=1e-4)

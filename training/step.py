@@ -80,6 +80,14 @@ def prepare_model(model: Denoiser, cfg: TrainConfig, device: torch.device) -> De
     return model
 
 
+def prepare_encoder(encoder, cfg: TrainConfig):
+    """The frozen encoder, compiled in place under `compile_encoder` (its forward is ~7 % of a GPU step, run
+    eagerly otherwise). In place, so its weights and `load_encoder`'s wrapper stay as they are."""
+    if cfg.compile_encoder:
+        encoder.model.compile()
+    return encoder
+
+
 def make_state(model: torch.nn.Module, cfg: TrainConfig) -> TrainState:
     """Optimizer and EMA for a model already on its device (the EMA copy is made where it is)."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01,

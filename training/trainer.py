@@ -71,7 +71,8 @@ def _worker_setup(config: dict):
     import ray.train
     import ray.train.torch
     from semantica.encoders import load_encoder
-    from semantica.training.step import build_model, configure_backends, make_state, new_loss, prepare_model
+    from semantica.training.step import (build_model, configure_backends, make_state, new_loss, prepare_encoder,
+                                         prepare_model)
 
     cfg = TrainConfig(**config["train"])
     model_cfg = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["model"].items()})
@@ -81,6 +82,7 @@ def _worker_setup(config: dict):
     configure_backends(cfg, device)
     encoder = load_encoder(config["encoder"], device=str(device))
     probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size, device=device)).tokens
+    encoder = prepare_encoder(encoder, cfg)  # after the probe: its batch of 1 would be a compilation of its own
     model = prepare_model(build_model(model_cfg, encoder.dim, probe.shape[1], cfg.seed), cfg, device)
     state = make_state(model, cfg)
     ckpt = ray.train.get_checkpoint()  # set when Ray restarts workers after a failure
