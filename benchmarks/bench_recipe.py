@@ -19,6 +19,7 @@ real same-topic diversity, consistency. Mean ± std over `--seeds`; a Markdown t
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -102,17 +103,29 @@ def step_costs(settings, names, encoder, data, rounds: int = 3, steps: int = 3) 
     return {n: statistics.median(v) for n, v in times.items()}
 
 
-def train(settings, name, encoder, data, steps: int, seed: int):
+def train(settings, name, encoder, data, steps: int, seed: int, ema_decays=()):
+    """The variant's model with its EMA weights, and {label: model} for each other EMA decay in `ema_decays`
+    ("raw": the weights themselves), averaged over the same run: one training scores every decay."""
+    from diffusers.training_utils import EMAModel
     model_cfg, cfg = configs(settings, name)
     cfg = dataclasses.replace(cfg, seed=seed, max_steps=steps)  # a decaying LR reaches 0 at the last step
     probe = encoder(torch.zeros(1, 3, encoder.image_size, encoder.image_size)).tokens
     state = make_state(build_model(model_cfg, encoder.dim, probe.shape[1], seed), cfg)
+    extra = {d: EMAModel(state.model.parameters(), decay=float(d), foreach=True) for d in ema_decays if d != "raw"}
     loss_fn = new_loss(cfg)
     for _ in range(steps):
         c, x = data.batch(state.step, seed)
         train_step(state, encoder, loss_fn, c, x, cfg, step_generator(seed, state.step, 0), torch.device("cpu"))
+        for ema in extra.values():
+            ema.step(state.model.parameters())
+    others = {}
+    for d in ema_decays:
+        other = copy.deepcopy(state.model)
+        if d != "raw":
+            extra[d].copy_to(other.parameters())
+        others[f"ema {d}" if d != "raw" else "no EMA"] = other
     state.ema.copy_to(state.model.parameters())
-    return state.model
+    return state.model, others
 
 
 def score(model, encoder, reference, judge, ev, guidance: float, seed: int) -> dict:
@@ -161,6 +174,8 @@ def main(argv=None) -> int:
                                                  "measurement: reuse one run's figures in a parallel run)")
     ap.add_argument("--json", type=Path, help="append one JSON row per run and guidance")
     ap.add_argument("--grids", type=Path, help="write each run's variations (condition left) as a PNG here")
+    ap.add_argument("--ema-decays", default="", help="also score these EMA decays of each run, comma-separated "
+                    "('raw': the weights without EMA); the variant's own decay is scored as always")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     names = list(VARIANTS)
@@ -179,25 +194,30 @@ def main(argv=None) -> int:
             print(f"cost {n}: {costs[n] * 1e3:.0f} ms/step → {steps[n]} steps", flush=True)
     print("steps: --steps " + ",".join(str(steps[n]) for n in names), flush=True)
     scales = [float(g) for g in args.guidance.split(",")]
-    rows: dict = {(n, g): [] for n in names for g in scales}
+    decays = [d for d in args.ema_decays.split(",") if d]
+    rows: dict = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        for n in names:
+        for base in names:
             t = time.perf_counter()
-            model = train(settings, n, encoder, data, steps[n], seed)
+            model, others = train(settings, base, encoder, data, steps[base], seed, decays)
             t_train = time.perf_counter() - t
-            for g in scales:
-                scores, evaluator, cond, samples = score(model, encoder, reference, judge, settings.stages.evaluate,
-                                                         g, seed)
-                rows[n, g].append(scores)
-                print(f"seed {seed} {n} guidance {g:g}: train {t_train:.0f}s, "
-                      + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS), flush=True)
-                if args.grids:
-                    args.grids.mkdir(parents=True, exist_ok=True)
-                    evaluator.grid(cond, samples, args.grids / f"variant{VARIANT_INDEX[n]}-seed{seed}-g{g:g}.png")
-                if args.json:
-                    with args.json.open("a") as f:
-                        f.write(json.dumps({"variant": n, "seed": seed, "guidance": g, "steps": steps[n],
-                                            "train_s": t_train, **{k: scores[k] for k in SCORE_KEYS}}) + "\n")
+            for label, model in [("", model)] + list(others.items()):
+                n = f"{base} [{label}]" if label else base
+                steps[n] = steps[base]
+                tag = f"variant{VARIANT_INDEX[base]}" + (f"-{label.replace(' ', '')}" if label else "")
+                for g in scales:
+                    scores, evaluator, cond, samples = score(model, encoder, reference, judge,
+                                                             settings.stages.evaluate, g, seed)
+                    rows.setdefault((n, g), []).append(scores)
+                    print(f"seed {seed} {n} guidance {g:g}: train {t_train:.0f}s, "
+                          + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS), flush=True)
+                    if args.grids:
+                        args.grids.mkdir(parents=True, exist_ok=True)
+                        evaluator.grid(cond, samples, args.grids / f"{tag}-seed{seed}-g{g:g}.png")
+                    if args.json:
+                        with args.json.open("a") as f:
+                            f.write(json.dumps({"variant": n, "seed": seed, "guidance": g, "steps": steps[n],
+                                                "train_s": t_train, **{k: scores[k] for k in SCORE_KEYS}}) + "\n")
     budget = (f"fixed steps --steps {args.steps}" if seconds is None
               else f"budget: {args.budget} steps of the first, {seconds:.0f} s at this run's step cost")
     print(f"\n| variant ({budget}) | steps | guidance | " + " | ".join(SCORE_KEYS) + " |")
