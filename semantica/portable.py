@@ -218,6 +218,16 @@ def _job_class():
 
 
 # ----------------------------------------------------------------------------- the local worker pool
+def worker_env(environ=None) -> dict:
+    """An SDK worker's environment: this one, with glibc's malloc arenas capped at 2 unless set already.
+    A worker's gRPC and bundle threads each get an arena of their own by default (up to 8 a core), and the
+    freed memory of large messages stays spread over them: over a 1 GB .warc.gz the cap took the peak RSS
+    of a worker from 971-1,069 MB to 873-1,020 MB (5 interleaved runs each, bench_worker_memory.py)."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    return env
+
+
 @contextlib.contextmanager
 def worker_pool(start_timeout_s: float = 120.0, stop_timeout_s: float = 20.0) -> Iterator[str]:
     """A pool of SDK worker processes on 127.0.0.1 for the block: yields its address (Beam's
@@ -271,7 +281,7 @@ def serve(launcher_pid: int) -> None:
                     "state_cache_size=0, data_buffer_time_limit_ms=-1).run()")
             try:
                 worker = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
-                                          stdout=sys.stderr, close_fds=True)
+                                          stdout=sys.stderr, close_fds=True, env=worker_env())
                 self._worker_processes[request.worker_id] = worker
                 print(f"semantica worker pool: SDK worker {request.worker_id} is pid {worker.pid}",
                       file=sys.stderr, flush=True)

@@ -315,3 +315,11 @@ def test_grouped_inputs_reach_the_workers_in_pieces_and_whole(monkeypatch):
     got = result.metrics().query(MetricsFilter().with_name("group_size"))["distributions"]
     d = got[0].committed
     assert (d.count, d.sum, d.min, d.max) == (50, 3_000, 60, 60)
+
+
+def test_sdk_workers_cap_malloc_arenas_unless_told_otherwise():
+    """The pool starts each SDK worker with MALLOC_ARENA_MAX=2 (a lower peak RSS: README, worker memory);
+    a value the user set is kept."""
+    from semantica.portable import worker_env
+    assert worker_env({"PATH": "/bin"}) == {"PATH": "/bin", "MALLOC_ARENA_MAX": "2"}
+    assert worker_env({"MALLOC_ARENA_MAX": "8"})["MALLOC_ARENA_MAX"] == "8"
