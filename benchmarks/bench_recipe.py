@@ -128,7 +128,8 @@ def train(settings, name, encoder, data, steps: int, seed: int, ema_decays=()):
     return state.model, others
 
 
-def score(model, encoder, reference, judge, ev, guidance: float, seed: int) -> dict:
+def score(model, encoder, reference, judge, ev, guidance: float, seed: int, sampler: str = "") -> dict:
+    """`sampler`: "name:steps" (a SemanticaPipeline scheduler and its steps); "" is stages.evaluate's DDIM."""
     from diffusers import DDIMScheduler
     from semantica.evaluation.evaluate import Evaluator
     from semantica.evaluation.features import load_features
@@ -137,6 +138,10 @@ def score(model, encoder, reference, judge, ev, guidance: float, seed: int) -> d
     pipe = SemanticaPipeline(image_encoder=encoder.model, feature_extractor=encoder.processor,
                              unet=model.unet.eval(), adapter=model.adapter.eval(),
                              scheduler=DDIMScheduler.from_config(make_scheduler().config))
+    if sampler:
+        name, steps = sampler.split(":")
+        pipe.set_scheduler(name)
+        ev = dataclasses.replace(ev, steps=int(steps))
     ev = dataclasses.replace(ev, num_samples=4 * 2 * len(set(reference.labels)))
     evaluator = Evaluator(pipe, reference, load_features("encoder", encoder), encoder, ev, judge=judge)
     rng = np.random.default_rng(seed)
@@ -174,6 +179,8 @@ def main(argv=None) -> int:
                                                  "measurement: reuse one run's figures in a parallel run)")
     ap.add_argument("--json", type=Path, help="append one JSON row per run and guidance")
     ap.add_argument("--grids", type=Path, help="write each run's variations (condition left) as a PNG here")
+    ap.add_argument("--samplers", default="", help="score each model with each of these samplers too, "
+                    "comma-separated name:steps (e.g. ddim:50,dpmsolver++:25,ddpm:50); default: stages.evaluate's")
     ap.add_argument("--ema-decays", default="", help="also score these EMA decays of each run, comma-separated "
                     "('raw': the weights without EMA); the variant's own decay is scored as always")
     args = ap.parse_args(argv)
@@ -195,6 +202,7 @@ def main(argv=None) -> int:
     print("steps: --steps " + ",".join(str(steps[n]) for n in names), flush=True)
     scales = [float(g) for g in args.guidance.split(",")]
     decays = [d for d in args.ema_decays.split(",") if d]
+    samplers = [x for x in args.samplers.split(",") if x]
     rows: dict = {}
     for seed in [int(s) for s in args.seeds.split(",")]:
         for base in names:
@@ -205,15 +213,21 @@ def main(argv=None) -> int:
                 n = f"{base} [{label}]" if label else base
                 steps[n] = steps[base]
                 tag = f"variant{VARIANT_INDEX[base]}" + (f"-{label.replace(' ', '')}" if label else "")
-                for g in scales:
+                for g, sampler in [(g, sm) for g in scales for sm in [""] + samplers]:
                     scores, evaluator, cond, samples = score(model, encoder, reference, judge,
-                                                             settings.stages.evaluate, g, seed)
+                                                             settings.stages.evaluate, g, seed, sampler)
+                    if sampler:
+                        n = f"{base} [{label + ', ' if label else ''}{sampler}]"
+                        steps[n] = steps[base]
+                    else:
+                        n = f"{base} [{label}]" if label else base
                     rows.setdefault((n, g), []).append(scores)
                     print(f"seed {seed} {n} guidance {g:g}: train {t_train:.0f}s, "
                           + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS), flush=True)
                     if args.grids:
                         args.grids.mkdir(parents=True, exist_ok=True)
-                        evaluator.grid(cond, samples, args.grids / f"{tag}-seed{seed}-g{g:g}.png")
+                        where = f"-{sampler.replace(':', '')}" if sampler else ""
+                        evaluator.grid(cond, samples, args.grids / f"{tag}{where}-seed{seed}-g{g:g}.png")
                     if args.json:
                         with args.json.open("a") as f:
                             f.write(json.dumps({"variant": n, "seed": seed, "guidance": g, "steps": steps[n],

@@ -127,7 +127,7 @@ def _generate_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--guidance", type=float, help="classifier-free guidance scale (0: unconditional; "
                     "stages.evaluate.guidance)")
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
-    sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
+    sp.add_argument("--scheduler", help="ddim | dpmsolver++ | ddpm (ancestral) (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, help="random seed of the noise (stages.evaluate.seed)")
     sp.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="sampling weights: auto = bf16 on a GPU, "
                     "fp32 on CPU (stages.evaluate.precision)")
@@ -154,7 +154,7 @@ def _evaluate_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--guidance-scales", type=_float_list, metavar="G,G,…",
                     help="the sweep (stages.evaluate.guidance_scales; empty: none)")
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
-    sp.add_argument("--scheduler", help="ddim | dpmsolver++ (stages.evaluate.scheduler)")
+    sp.add_argument("--scheduler", help="ddim | dpmsolver++ | ddpm (ancestral) (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, help="stages.evaluate.seed")
     sp.add_argument("--max-reference", type=int, metavar="N", help="read at most N reference images")
     sp.add_argument("--per-class", action=argparse.BooleanOptionalAction, default=None,

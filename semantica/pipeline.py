@@ -23,7 +23,8 @@ from typing import Sequence, Union
 import numpy as np
 import PIL.Image
 import torch
-from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, UNet2DConditionModel
+from diffusers import (DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
+                       UNet2DConditionModel)
 from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import BaseOutput
 from transformers import ImageProcessingMixin, PreTrainedModel
@@ -34,7 +35,9 @@ from semantica.models import ConditionAdapter, condition_kwargs
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = {"ddim": DDIMScheduler, "dpmsolver++": DPMSolverMultistepScheduler}
+# ddim and dpmsolver++ are deterministic from the starting noise; ddpm is ancestral (fresh noise every step,
+# drawn from each image's own generator)
+SCHEDULERS = {"ddim": DDIMScheduler, "dpmsolver++": DPMSolverMultistepScheduler, "ddpm": DDPMScheduler}
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 
@@ -148,8 +151,10 @@ class SemanticaPipeline(DiffusionPipeline):
         for start in (self.progress_bar(starts) if progress else starts):
             chunk = jobs[start:start + batch_size]
             # one generator per output image: its noise depends on (seed, input, variation) only
-            noise = torch.stack([torch.randn((3, res, res), generator=torch.Generator().manual_seed(
-                _image_seed(seed, i, k))) for i, k in chunk]).to(device)
+            gens = [torch.Generator().manual_seed(_image_seed(seed, i, k)) for i, k in chunk]
+            noise = torch.stack([torch.randn((3, res, res), generator=g) for g in gens]).to(device)
+            # an ancestral scheduler's noise comes from the same generators (one per image), after the start's
+            step_kwargs = {"generator": gens} if isinstance(self.scheduler, DDPMScheduler) else {}
             cond = self.adapter(tokens[[i for i, _ in chunk]])
             uncond = self.adapter.unconditional(len(chunk)).to(cond.dtype)
             # x and the scheduler's arithmetic stay fp32 whatever the weights: only the UNet runs in `dtype`
@@ -166,7 +171,7 @@ class SemanticaPipeline(DiffusionPipeline):
                                      **condition_kwargs(self.unet, torch.cat([uncond, cond]))).sample
                     v_u, v_c = both.float().chunk(2)
                     v = v_u + guidance_scale * (v_c - v_u)
-                x = self.scheduler.step(v.float(), t, x).prev_sample
+                x = self.scheduler.step(v.float(), t, x, **step_kwargs).prev_sample
             for (i, k), img in zip(chunk, x.float().clamp(-1, 1).cpu()):
                 samples[i][k] = img
         out = [self.image_processor.postprocess(torch.stack(s) if s else torch.zeros(0, 3, res, res),

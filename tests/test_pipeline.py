@@ -235,3 +235,26 @@ def test_a_pooled_condition_model_feeds_the_time_embedding_and_round_trips(setti
     assert loaded.unet.config.class_embed_type == "projection"
     a = pipe([RED], num_variations=2, output_type="pt", **KW).images[0]
     assert torch.equal(a, loaded([RED], num_variations=2, output_type="pt", **KW).images[0])
+
+
+def test_the_ancestral_scheduler_draws_each_images_noise_from_its_own_generator(model, tmp_path):
+    """`ddpm` adds fresh noise at every step: from each image's generator, so an image is the same whatever the
+    batch size or its batch-mates (up to float rounding: the convolutions' sums differ by batch), a seed repeats,
+    and a variation differs from DDIM's of the same seed."""
+    pipe = _pipe(model, build_tiny_encoder(tmp_path / "enc"))
+    images = [RED, Image.new("RGB", (50, 30), (20, 90, 200))]
+    ddim = pipe(images, num_variations=2, output_type="pt", **KW).images
+    pipe.set_scheduler("ddpm")
+    kw = dict(KW, num_inference_steps=4)
+    whole = pipe(images, num_variations=2, output_type="pt", batch_size=4, **kw).images
+    ones = pipe(images, num_variations=2, output_type="pt", batch_size=1, **kw).images
+    again = pipe(images, num_variations=2, output_type="pt", batch_size=3, **kw).images
+    for a, b, c in zip(whole, ones, again):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-5)
+    alone = pipe([images[0]], num_variations=2, output_type="pt", **kw).images[0]  # (a seed per input index)
+    torch.testing.assert_close(alone, whole[0], rtol=0, atol=1e-5)  # its batch-mates do not matter
+    assert not torch.allclose(whole[0], ddim[0], atol=1e-3)
+    assert not torch.allclose(whole[0][0], whole[0][1], atol=1e-3)  # two variations, two noises
+    with pytest.raises(ValueError, match="one of"):
+        pipe.set_scheduler("euler")
