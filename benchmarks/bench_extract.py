@@ -20,7 +20,8 @@ reference's URL), prefilter, candidates (the kept references' other URLs), other
 less the sum: the page and reference dicts, record_items, domain_of, the cyclic GC, and the
 phases' running page by page rather than each over all the pages). Main content excluded. Then the
 C floor (read + Lexbor's parse and CSS match, what no Python rewrite removes), the Python rest per
-reference, and what 2,500 pages/s would leave Python per reference.
+reference, of it the least a Python walk costs (reading each element's attributes and parent) and
+extract_refs's own share, and what 2,500 pages/s would leave Python per reference.
 
   .venv/bin/python benchmarks/bench_extract.py [--pages 2000] [--repeat 3] [--profile]
 """
@@ -118,8 +119,14 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     def select(html):  # the C part of the walk: Lexbor's parse and CSS match, no Python per element
         LexborHTMLParser(html).css("img, meta, base[href]")
 
-    args["select"] = args["parse"]
+    def touch(html):  # the least Python can do per element: read its attributes and its parent's tag
+        for node in LexborHTMLParser(html).css("img, meta, base[href]"):
+            node.attributes
+            node.parent.tag_id
+
+    args["select"] = args["touch"] = args["parse"]
     fns = {"charset": decode_html_utf8, "bound": bound_html, "parse": LexborHTMLParser, "select": select,
+           "touch": touch,
            "extract_refs": extract_refs,
            "resolve": resolve, "prefilter": prefilter_page, "candidates": resolve_candidates}
     steps = {"read": read}
@@ -143,6 +150,8 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     split["process_warc"] = best["process_warc"]
     # what no Python rewrite removes: FastWARC's read, Lexbor's parse and its CSS match
     split["c_floor"] = best["read"] + best["select"]
+    split["touch"] = best["touch"] - best["select"]  # Python's floor of reading each element
+    split["refs_python"] = best["extract_refs"] - best["select"]  # extract_refs's Python: walk and resolve
     split["refs"] = sum(len(rs) for rs in refs)
     return len(pages), split
 
@@ -216,6 +225,7 @@ def main() -> None:
         print(f"\nprocess_warc by phase ({n} pages, main content excluded; CPU, best of {args.repeat} each)")
         print(f"{'phase':<14}{'µs/page':>9}{'share':>8}")
         c_floor, n_refs = phases.pop("c_floor"), phases.pop("refs")
+        touch, refs_python = phases.pop("touch"), phases.pop("refs_python")
         for name, seconds in phases.items():
             print(f"{name:<14}{seconds / n * 1e6:>9.1f}{seconds / total:>8.1%}")
         us = lambda seconds: seconds / n * 1e6  # noqa: E731
@@ -224,6 +234,9 @@ def main() -> None:
               f"at most {n / c_floor:,.0f} pages/s")
         print(f"Python (everything else): {us(python):.1f} µs/page = {python / n_refs * 1e6:.2f} µs per reference "
               f"({n_refs / n:.1f} references/page)")
+        print(f"of which reading each element's attributes and parent from Lexbor (the least a Python walk does): "
+              f"{touch / n_refs * 1e6:.2f} µs per reference; extract_refs above the CSS match (choosing, resolving "
+              f"and recording each reference): {refs_python / n_refs * 1e6:.2f}")
         budget = 1e6 / 2500 - us(c_floor)  # the goal, 2,500 pages/s per core
         print(f"2,500 pages/s leaves Python {budget:.1f} µs/page = {budget * n / n_refs:.2f} µs per reference "
               f"({us(python) / budget:.2f}x less than now)" if budget > 0 else "2,500 pages/s: below the C floor")

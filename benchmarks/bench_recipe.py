@@ -50,6 +50,7 @@ VARIANTS = {
     "+ cosine LR decay to 0": ({}, {"lr_schedule": "cosine"}),
     "+ linear LR decay to 0": ({}, {"lr_schedule": "linear"}),
     "+ cosine LR decay, lr 2e-3": ({}, {"lr_schedule": "cosine", "learning_rate": 0.002}),
+    "lr 2e-3 (constant)": ({}, {"learning_rate": 0.002}),
 }
 VARIANT_INDEX = {n: i for i, n in enumerate(VARIANTS)}
 SCORE_KEYS = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")
