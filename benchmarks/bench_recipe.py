@@ -211,17 +211,13 @@ def main(argv=None) -> int:
             model, others = train(settings, base, encoder, data, steps[base], seed, decays)
             t_train = time.perf_counter() - t
             for label, model in [("", model)] + list(others.items()):
-                n = f"{base} [{label}]" if label else base
-                steps[n] = steps[base]
                 tag = f"variant{VARIANT_INDEX[base]}" + (f"-{label.replace(' ', '')}" if label else "")
                 for g, sampler in [(g, sm) for g in scales for sm in [""] + samplers]:
                     scores, evaluator, cond, samples = score(model, encoder, reference, judge,
                                                              settings.stages.evaluate, g, seed, sampler)
-                    if sampler:
-                        n = f"{base} [{label + ', ' if label else ''}{sampler}]"
-                        steps[n] = steps[base]
-                    else:
-                        n = f"{base} [{label}]" if label else base
+                    detail = ", ".join(x for x in (label, sampler) if x)  # "", "ema 0.99", "ddpm:50", or both
+                    n = f"{base} [{detail}]" if detail else base
+                    steps[n] = steps[base]
                     rows.setdefault((n, g), []).append(scores)
                     print(f"seed {seed} {n} guidance {g:g}: train {t_train:.0f}s, "
                           + ", ".join(f"{k} {scores[k]:.3f}" for k in SCORE_KEYS), flush=True)
