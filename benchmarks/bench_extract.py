@@ -14,14 +14,14 @@ process is pinned to one core, which other processes may share), the best of `--
 
 `--profile` adds where process_warc's time goes, per page (CPU µs, the best of `--repeat`), each
 phase timed on its own over all the pages: read (iter_records), charset (decode_html_utf8), bound
-(the '<' count), parse (Lexbor alone), walk (extract_refs less parse and resolve: Lexbor's CSS walk
-for img/meta/base, the attributes, srcset and <picture>, the ImageRefs), resolve (every
+(the '<' count), parse (Lexbor alone), walk (page_refs less parse and resolve: Lexbor's CSS walk
+for img/meta/base, the attributes, srcset and <picture>, a tuple per reference), resolve (every
 reference's URL), prefilter, candidates (the kept references' other URLs), other (process_warc
-less the sum: the page and reference dicts, record_items, domain_of, the cyclic GC, and the
+less the sum: the Page and its Ref rows, record_items, domain_of, the cyclic GC, and the
 phases' running page by page rather than each over all the pages). Main content excluded. Then the
 C floor (read + Lexbor's parse and CSS match, what no Python rewrite removes), the Python rest per
 reference, of it the least a Python walk costs (reading each element's attributes and parent) and
-extract_refs's own share, and what 2,500 pages/s would leave Python per reference.
+page_refs' own share, and what 2,500 pages/s would leave Python per reference.
 
   .venv/bin/python benchmarks/bench_extract.py [--pages 2000] [--repeat 3] [--profile]
 """
@@ -87,8 +87,8 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     from semantica.mining.extract import process_warc
     from semantica.mining.html_bounds import bound_html
     from semantica.mining.html_charset import decode_html_utf8, is_html
-    from semantica.mining.html_refs import extract_refs, resolve, resolve_candidates
-    from semantica.mining.prefilter import prefilter_page
+    from semantica.mining.html_refs import candidate_urls, page_refs, resolve
+    from semantica.mining.prefilter import prefilter_statuses
     from semantica.mining.warc_io import iter_records
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
     clock = time.process_time
@@ -102,9 +102,11 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
              and 200 <= (r.http_status or 0) < 300]
     texts = [decode_html_utf8(r.body[:cfg.max_html_bytes], r.header("Content-Type"))[0] for r in pages]
     bounded = [bound_html(t, cfg.parse).html for t in texts]
-    refs = [extract_refs(h, r.uri) for h, r in zip(bounded, pages)]
-    statuses = [prefilter_page(rs, cfg.prefilter) for rs in refs]
-    kept = [(ref,) for rs, ss in zip(refs, statuses) for ref, s in zip(rs, ss) if s == R.KEPT]
+    found = [page_refs(h, r.uri) for h, r in zip(bounded, pages)]  # (refs, base, memo) a page
+    refs = [rs for rs, _, _ in found]
+    statuses = [prefilter_statuses(rs, cfg.prefilter) for rs in refs]
+    kept = [(ref[0], ref[-1], base, memo) for (rs, base, memo), ss in zip(found, statuses)
+            for ref, s in zip(rs, ss) if s == R.KEPT]
 
     def each(fn, args):  # nothing kept: a list of 1,000 parsed trees would time the allocator
         for a in args:
@@ -113,8 +115,8 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     # the arguments are built before the clock starts
     args = {"charset": [(r.body[:cfg.max_html_bytes], r.header("Content-Type")) for r in pages],
             "bound": [(t, cfg.parse) for t in texts], "parse": [(h,) for h in bounded],
-            "extract_refs": [(h, r.uri) for h, r in zip(bounded, pages)],
-            "resolve": [(ref.base, ref.raw) for rs in refs for ref in rs],
+            "page_refs": [(h, r.uri) for h, r in zip(bounded, pages)],
+            "resolve": [(base, ref[1]) for rs, base, _ in found for ref in rs],
             "prefilter": [(rs, cfg.prefilter) for rs in refs], "candidates": kept}
     def select(html):  # the C part of the walk: Lexbor's parse and CSS match, no Python per element
         LexborHTMLParser(html).css("img, meta, base[href]")
@@ -127,31 +129,30 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     args["select"] = args["touch"] = args["parse"]
     fns = {"charset": decode_html_utf8, "bound": bound_html, "parse": LexborHTMLParser, "select": select,
            "touch": touch,
-           "extract_refs": extract_refs,
-           "resolve": resolve, "prefilter": prefilter_page, "candidates": resolve_candidates}
+           "page_refs": page_refs,
+           "resolve": resolve, "prefilter": prefilter_statuses, "candidates": candidate_urls}
     steps = {"read": read}
     steps.update({name: (lambda fn, a: lambda: each(fn, a))(fns[name], args[name]) for name in fns})
     steps["process_warc"] = lambda: sum(kind == "page" for kind, _ in process_warc(path, cfg, Counter()))
     best = {}
     for _ in range(repeat):
         for name, fn in steps.items():
-            if name == "candidates":  # back to what extract_refs leaves: each reference's own URL
-                for rs in refs:
-                    if rs and rs[0].resolved is not None:
-                        rs[0].resolved.clear()
-                        rs[0].resolved.update((ref.raw, ref.url or None) for ref in rs)
+            if name == "candidates":  # back to what page_refs leaves: each reference's own URL
+                for rs, _, memo in found:
+                    memo.clear()
+                    memo.update((ref[1], ref[0] or None) for ref in rs)
             t0 = clock()
             fn()
             best[name] = min(best.get(name, float("inf")), clock() - t0)
     split = {"read": best["read"], "charset": best["charset"], "bound": best["bound"], "parse": best["parse"],
-             "walk": best["extract_refs"] - best["parse"] - best["resolve"], "resolve": best["resolve"],
+             "walk": best["page_refs"] - best["parse"] - best["resolve"], "resolve": best["resolve"],
              "prefilter": best["prefilter"], "candidates": best["candidates"]}
     split["other"] = best["process_warc"] - sum(split.values())
     split["process_warc"] = best["process_warc"]
     # what no Python rewrite removes: FastWARC's read, Lexbor's parse and its CSS match
     split["c_floor"] = best["read"] + best["select"]
     split["touch"] = best["touch"] - best["select"]  # Python's floor of reading each element
-    split["refs_python"] = best["extract_refs"] - best["select"]  # extract_refs's Python: walk and resolve
+    split["refs_python"] = best["page_refs"] - best["select"]  # page_refs' Python: walk and resolve
     split["refs"] = sum(len(rs) for rs in refs)
     return len(pages), split
 
@@ -235,7 +236,7 @@ def main() -> None:
         print(f"Python (everything else): {us(python):.1f} µs/page = {python / n_refs * 1e6:.2f} µs per reference "
               f"({n_refs / n:.1f} references/page)")
         print(f"of which reading each element's attributes and parent from Lexbor (the least a Python walk does): "
-              f"{touch / n_refs * 1e6:.2f} µs per reference; extract_refs above the CSS match (choosing, resolving "
+              f"{touch / n_refs * 1e6:.2f} µs per reference; page_refs above the CSS match (choosing, resolving "
               f"and recording each reference): {refs_python / n_refs * 1e6:.2f}")
         budget = 1e6 / 2500 - us(c_floor)  # the goal, 2,500 pages/s per core
         print(f"2,500 pages/s leaves Python {budget:.1f} µs/page = {budget * n / n_refs:.2f} µs per reference "

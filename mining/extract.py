@@ -16,9 +16,9 @@ from semantica.mining import stats as S
 from semantica.mining.failures import failure_row
 from semantica.mining.html_bounds import MAIN_CONTENT_MAX_ATTRIBUTES, bound_html, most_attributes
 from semantica.mining.html_charset import decode_html_utf8, is_html
-from semantica.mining.html_refs import extract_refs, main_content_urls, resolve, resolve_candidates
+from semantica.mining.html_refs import candidate_urls, main_content_urls, page_refs, resolve
 from semantica.mining.urls import canonical_url
-from semantica.mining.prefilter import prefilter_page
+from semantica.mining.prefilter import prefilter_statuses
 from semantica.mining.records import Alias, ImageRecord, Page, Ref
 from semantica.mining.warc_io import Record, iter_records
 
@@ -76,7 +76,7 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     bounded = bound_html(html, cfg.parse)  # no nesting or tag count that makes a parser slow
     cuts = bounded.cuts
     try:
-        refs = extract_refs(bounded.html, rec.uri)
+        refs, base, memo = page_refs(bounded.html, rec.uri)
         use_main = bool(cfg.main_content and refs)
         if use_main:
             text = html if isinstance(html, str) else html.decode("utf-8")
@@ -104,16 +104,15 @@ def page_from_record(rec: Record, cfg: MineConfig, counts: Counter) -> Optional[
     if cuts:
         counts[S.of_reason(R.PAGE_TOO_COMPLEX)] += 1
         log.info("%s @%d: %s: %s", rec.warc_file, rec.offset, rec.uri[:200], "; ".join(cuts))
-    statuses = prefilter_page(refs, cfg.prefilter)
-    out_refs = []
+    statuses = prefilter_statuses(refs, cfg.prefilter)
     kept = R.KEPT
-    for ref, status in zip(refs, statuses):
-        url = ref.url
-        out_refs.append(Ref(url=url, raw_url=ref.raw[:2048], alt=ref.alt[:1000], width=ref.declared_width,
-                            height=ref.declared_height, position=ref.position, source=ref.source,
-                            in_main_content=(url in main) if use_main else None, status=status,
-                            # only the references that reach the join need their other URLs
-                            candidates=resolve_candidates(ref) if status == kept else None))
+    # positional: Ref's fields in order (url, raw_url, alt, width, height, position, source, in_main_content,
+    # status, candidates); only the references that reach the join need their other URLs resolved
+    out_refs = [Ref(url, raw[:2048], alt[:1000], width, height, position, source,
+                    (url in main) if use_main else None, status,
+                    candidate_urls(url, others, base, memo) if status == kept else None)
+                for position, ((url, raw, alt, width, height, source, others), status)
+                in enumerate(zip(refs, statuses))]
     return Page(page_url=rec.uri, domain=domain, warc_file=rec.warc_file, warc_offset=rec.offset,
                 fetch_time=rec.date, http_status=rec.http_status, content_type=content_type,
                 charset=charset, html_bytes=len(rec.body), truncated=truncated, too_complex=bool(cuts),

@@ -250,19 +250,26 @@ def _largest(cands: list) -> Optional[str]:
 def resolve_candidates(ref: "ImageRef") -> list[str]:
     """The reference's URL, then its other candidates resolved (unique, no data: URI, at most
     MAX_CANDIDATES). Done only for the references that reach the join with the crawl."""
-    out = [ref.url] if ref.url else []
-    base, memo = ref.base, ref.resolved
-    for raw in ref.candidates:
+    return candidate_urls(ref.url, ref.candidates, ref.base, ref.resolved)
+
+
+def candidate_urls(url: str, others: list, base: str, memo: Optional[dict]) -> list[str]:
+    """resolve_candidates of a reference given as its URL, its other URLs as written, its base and
+    the page's memo (raw → resolve(base, raw), or None)."""
+    out = [url] if url else []
+    if len(others) == 1 and memo is not None and memo.get(others[0], _MISSING) == url:
+        return out  # the common <img>: its only other URL is its src, already resolved to `url`
+    for raw in others:
         if len(out) >= MAX_CANDIDATES:
             break
         if memo is None:
-            url = resolve(base, raw)
+            resolved = resolve(base, raw)
         else:
-            url = memo.get(raw, _MISSING)
-            if url is _MISSING:
-                url = memo[raw] = resolve(base, raw)
-        if url and (url[0] not in "dD" or url[:5].lower() != "data:") and url not in out:
-            out.append(url)
+            resolved = memo.get(raw, _MISSING)
+            if resolved is _MISSING:
+                resolved = memo[raw] = resolve(base, raw)
+        if resolved and (resolved[0] not in "dD" or resolved[:5].lower() != "data:") and resolved not in out:
+            out.append(resolved)
     return out
 
 
@@ -281,13 +288,15 @@ def _tag_id(name: str) -> int:
     return _TAG_IDS[name]
 
 
-def _walk(html: Union[str, bytes], page_url: str) -> tuple[list, list[str], str]:
-    """Parse the page, walk it once: (its <img> nodes in order, its og:image URLs as written, its references' base)."""
+def _walk(html: Union[str, bytes], page_url: str) -> tuple[list, list[str], str, bool]:
+    """Parse the page, walk it once: (its <img> nodes in order, its og:image URLs as written, its
+    references' base, whether it has a <picture>)."""
     tree = LexborHTMLParser(html)
-    nodes = tree.css("img, meta, base[href]")  # one walk of the tree, in document order
-    meta_id, base_id = _tag_id("meta"), _tag_id("base")
+    nodes = tree.css("img, meta, base[href], picture")  # one walk of the tree, in document order
+    meta_id, base_id, picture_id = _tag_id("meta"), _tag_id("base"), _tag_id("picture")
     imgs, og = [], []
     base_node = None
+    has_picture = False
     for node in nodes:
         tag_id = node.tag_id
         if tag_id == meta_id and node.tag == "meta":
@@ -297,22 +306,25 @@ def _walk(html: Union[str, bytes], page_url: str) -> tuple[list, list[str], str]
         elif tag_id == base_id:
             if base_node is None:
                 base_node = node
+        elif tag_id == picture_id:
+            has_picture = True
         else:
             imgs.append(node)
     if base_node is None:
-        return imgs, og, page_url
-    return imgs, og, resolve(page_url, base_node.attributes.get("href") or "") or page_url
+        return imgs, og, page_url, has_picture
+    return imgs, og, resolve(page_url, base_node.attributes.get("href") or "") or page_url, has_picture
 
 
-def _img_refs(imgs: list, base: str, memo: dict) -> list[ImageRef]:
-    """The ImageRef of each <img> node that shows a URL, in order (the hot loop: no per-element helper calls)."""
+def _img_refs(imgs: list, base: str, memo: dict, has_picture: bool = True) -> list[tuple]:
+    """The reference (a tuple: see page_refs) of each <img> node that shows a URL, in order (the hot
+    loop: no per-element helper calls). Without `has_picture`, no <img> has a <picture> parent to look at."""
     picture_id = _tag_id("picture")
-    refs: list[ImageRef] = []
+    refs: list[tuple] = []
     picture_choice: dict[int, tuple] = {}  # one look at a <picture>'s children, however many <img> it has
     for node in imgs:
         a = node.attributes
         raw, source, picture = None, "img", ()
-        parent = node.parent
+        parent = node.parent if has_picture else None
         if parent is not None and parent.tag_id == picture_id and parent.tag == "picture":
             if parent.mem_id not in picture_choice:
                 picture_choice[parent.mem_id] = _picture_source(parent)
@@ -351,25 +363,39 @@ def _img_refs(imgs: list, base: str, memo: dict) -> list[ImageRef]:
         if url is _MISSING:
             url = memo[raw] = resolve(base, raw)
         alt = a.get("alt")
-        refs.append(ImageRef(url or "", raw, alt.strip() if alt else "", _dimension(a.get("width")),
-                             _dimension(a.get("height")), len(refs), source, None,
-                             others + list(picture) if picture else others, base, memo))
+        refs.append((url or "", raw, alt.strip() if alt else "", _dimension(a.get("width")),
+                     _dimension(a.get("height")), source, others + list(picture) if picture else others))
     return refs
 
 
-def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
-    """Every image reference in document order; og:image last (page metadata, not content).
-    `candidates` holds the element's other URLs as written (resolve_candidates resolves them).
-    `html`: text, or its UTF-8 bytes."""
-    imgs, og, base = _walk(html, page_url)
-    memo: dict = {}  # raw → resolve(base, raw): resolve_candidates meets the same URLs again
-    refs = _img_refs(imgs, base, memo)
+# page_refs' reference: (url, raw, alt, declared width, declared height, source, others), where `url` is
+# absolute ("" for one no browser would fetch), `raw` as written and `others` every other URL of the
+# element as written. A tuple, not an ImageRef: the mining path makes its output row from it directly.
+URL, RAW, ALT, WIDTH, HEIGHT, SOURCE, OTHERS = range(7)
+
+
+def page_refs(html: Union[str, bytes], page_url: str) -> tuple[list[tuple], str, dict]:
+    """(every image reference in document order as a tuple (above), og:image last; the base they
+    resolve against; the memo raw → resolve(base, raw) that candidate_urls reuses). `html`: text,
+    or its UTF-8 bytes."""
+    imgs, og, base, has_picture = _walk(html, page_url)
+    memo: dict = {}  # raw → resolve(base, raw): candidate_urls meets the same URLs again
+    refs = _img_refs(imgs, base, memo, has_picture)
     for raw in og:
         url = memo.get(raw, _MISSING)
         if url is _MISSING:
             url = memo[raw] = resolve(base, raw)
-        refs.append(ImageRef(url or "", raw, "", None, None, len(refs), "og:image", None, [], base, memo))
-    return refs
+        refs.append((url or "", raw, "", None, None, "og:image", []))
+    return refs, base, memo
+
+
+def extract_refs(html: Union[str, bytes], page_url: str) -> list[ImageRef]:
+    """page_refs' references as ImageRefs (their position is their index): every image reference in
+    document order; og:image last (page metadata, not content). `candidates` holds the element's
+    other URLs as written (resolve_candidates resolves them)."""
+    refs, base, memo = page_refs(html, page_url)
+    return [ImageRef(url, raw, alt, w, h, i, source, None, others, base, memo)
+            for i, (url, raw, alt, w, h, source, others) in enumerate(refs)]
 
 
 def main_content_urls(html: str, page_url: str) -> set[str]:

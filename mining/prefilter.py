@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from semantica.config import PrefilterConfig
 from semantica.mining import reasons as R
-from semantica.mining.html_refs import ImageRef
+from semantica.mining.html_refs import HEIGHT, WIDTH, ImageRef
 
 
 def url_reason(url: str, cfg: PrefilterConfig) -> Optional[str]:
@@ -83,14 +83,20 @@ def declared_reason(ref: ImageRef, cfg: PrefilterConfig) -> Optional[str]:
 
 def prefilter_page(refs: list[ImageRef], cfg: PrefilterConfig) -> list[str]:
     """A status per reference: `kept` (a candidate to fetch) or the drop reason."""
+    return prefilter_statuses([(r.url, r.raw, r.alt, r.declared_width, r.declared_height) for r in refs], cfg)
+
+
+def prefilter_statuses(refs: list[tuple], cfg: PrefilterConfig) -> list[str]:
+    """prefilter_page of references given as html_refs.page_refs' tuples (url first, declared width
+    and height at WIDTH and HEIGHT)."""
     statuses, seen_urls = [], set()
     allowed, blocked = frozenset(cfg.allowed_schemes), frozenset(cfg.blocked_extensions)
     kept, min_side, max_aspect = R.KEPT, cfg.min_declared_side, cfg.max_aspect_ratio
     for ref in refs:
-        url = ref.url
+        url = ref[0]
         reason = _url_reason(url, allowed, blocked)
         if reason is None:  # declared_reason, inline
-            w, h = ref.declared_width, ref.declared_height
+            w, h = ref[WIDTH], ref[HEIGHT]
             if w is not None or h is not None:
                 if (w is not None and w < min_side) or (h is not None and h < min_side):
                     reason = R.PRE_DECLARED_SMALL
