@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from semantica.config import PrefilterConfig
 from semantica.mining import reasons as R
-from semantica.mining.html_refs import HEIGHT, WIDTH, ImageRef
+from semantica.mining.html_refs import HEIGHT, URL, WIDTH, ImageRef
 
 
 def url_reason(url: str, cfg: PrefilterConfig) -> Optional[str]:
@@ -87,13 +87,12 @@ def prefilter_page(refs: list[ImageRef], cfg: PrefilterConfig) -> list[str]:
 
 
 def prefilter_statuses(refs: list[tuple], cfg: PrefilterConfig) -> list[str]:
-    """prefilter_page of references given as html_refs.page_refs' tuples (url first, declared width
-    and height at WIDTH and HEIGHT)."""
+    """prefilter_page of references given as html_refs.page_refs' tuples (read at URL, WIDTH and HEIGHT)."""
     statuses, seen_urls = [], set()
     allowed, blocked = frozenset(cfg.allowed_schemes), frozenset(cfg.blocked_extensions)
     kept, min_side, max_aspect = R.KEPT, cfg.min_declared_side, cfg.max_aspect_ratio
     for ref in refs:
-        url = ref[0]
+        url = ref[URL]
         reason = _url_reason(url, allowed, blocked)
         if reason is None:  # declared_reason, inline
             w, h = ref[WIDTH], ref[HEIGHT]
