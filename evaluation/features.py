@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from semantica.config_schema import FEATURE_SPACES
 from semantica.errors import UserError
 
 log = logging.getLogger(__name__)
 
-FEATURE_SPACES = ("encoder", "inception")
 INCEPTION_SIZE = 299
 INCEPTION_HELP = ("Inception-v3 FID weights from a local file are needed for --features inception: pass "
                   "--inception-weights FILE (stages.evaluate.inception_weights), either torch-fidelity's "

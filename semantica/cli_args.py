@@ -27,6 +27,20 @@ def _common(parser: argparse.ArgumentParser, top: bool, config_flag: bool = True
                         **({"default": False} if top else d))
 
 
+def _output_location(text: str) -> str:
+    """`mine --output`: a local folder, or a Beam filesystem URL (gs://, s3://, hdfs://) kept as typed:
+    Path() folds the '//' (gs://b/x → gs:/b/x), and Beam would then write to a local folder `gs:`."""
+    return text if "://" in text else str(Path(text))
+
+
+def _local_folder(text: str) -> Path:
+    """The output of a command that writes local files: a URL is refused, not folded into a local path."""
+    if "://" in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: a local folder is needed here; only `semantica mine "
+                                         "--output` writes to a Beam filesystem (gs://, s3://, hdfs://)")
+    return Path(text)
+
+
 def _int_list(text: str) -> list[int]:
     """`1,5,10` → [1, 5, 10] (the type of --shots)."""
     try:
@@ -66,8 +80,9 @@ def _mine_flags(sp: argparse.ArgumentParser) -> None:
                     help="WARC or ARC files (gzip, zstd or plain): paths, globs (quoted or expanded by the "
                          "shell), folders, s3:// gs:// https:// URLs, .txt/.paths(.gz) listings, or "
                          "cc:CC-MAIN-YYYY-WW[:START-END]; several after one flag, or the flag repeated")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
-                    help="output folder: pages/, refs/, images/, pairs/ (Parquet) and stats.json")
+    sp.add_argument("--output", "-o", type=_output_location, required=True, metavar="DIR",
+                    help="output folder: pages/, refs/, images/, pairs/ (Parquet) and stats.json; local, "
+                         "or a Beam filesystem URL (gs://, s3://, hdfs://)")
     sp.add_argument("--allow-private-network", action="store_true", default=None,
                     help="let downloads reach loopback / private addresses (tests and the demo; "
                          "stages.mine.download.allow_private_network)")
@@ -81,7 +96,7 @@ def _mine_flags(sp: argparse.ArgumentParser) -> None:
 def _filter_flags(sp: argparse.ArgumentParser) -> None:
     """`filter`: mined pairs in, kept pairs out, the encoder and the thresholds."""
     sp.add_argument("--pairs", type=Path, required=True, metavar="DIR", help="output of `semantica mine`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+    sp.add_argument("--output", "-o", type=_local_folder, required=True, metavar="DIR",
                     help="output folder: pairs/ (kept), rejected/, images/, embeddings/, stats.json")
     sp.add_argument("--encoder", help="hub id or local directory (stages.filter.encoder)")
     sp.add_argument("--low", type=float, help="stages.filter.low")
@@ -93,7 +108,7 @@ def _filter_flags(sp: argparse.ArgumentParser) -> None:
 def _publish_flags(sp: argparse.ArgumentParser) -> None:
     """`publish`: filtered pairs in, the dataset folder out, opt-outs and its name."""
     sp.add_argument("--pairs", type=Path, required=True, metavar="DIR", help="output of `semantica filter` (or mine)")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+    sp.add_argument("--output", "-o", type=_local_folder, required=True, metavar="DIR",
                     help="dataset folder: data/, webdataset/, README.md (the card), SHA256SUMS")
     sp.add_argument("--opt-out", metavar="FILE", help="URL or domain patterns to remove, one a line")
     sp.add_argument("--name", default="semantica-pairs", help="dataset name in the card")
@@ -104,10 +119,10 @@ def _train_flags(sp: argparse.ArgumentParser) -> None:
     """`train`: pairs in, the run folder, the model config, encoder and step settings."""
     sp.add_argument("--pairs", type=Path, required=True, metavar="DIR",
                     help="output of `semantica filter`, `mine` or `publish`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="RUN_DIR",
+    sp.add_argument("--output", "-o", type=_local_folder, required=True, metavar="RUN_DIR",
                     help="run folder: checkpoints, metrics and the exported pipeline/ (an existing one resumes)")
     sp.add_argument("--model", dest="model_config", metavar="MODEL", help="model config of pipelines.yaml "
-                    "(tiny | base64; default: the profile's, profiles.P.model)")
+                    "(tiny_fast | tiny | base64, or any under models:; default: the profile's, profiles.P.model)")
     sp.add_argument("--config", dest="train_config", metavar="PATH_OR_MODEL",
                     help="pipelines.yaml, as for every command (a model config name here is deprecated: use --model)")
     sp.add_argument("--encoder", help="hub id or local directory (stages.train.encoder)")
@@ -122,7 +137,7 @@ def _generate_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--input", "-i", dest="inputs", type=Path, nargs="+", required=True, metavar="IMG",
                     help="input images (one or more)")
     sp.add_argument("--num", type=int, default=4, metavar="K", help="variations per input (default 4)")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+    sp.add_argument("--output", "-o", type=_local_folder, required=True, metavar="DIR",
                     help="output folder: DIR/<name>/<k>.png, a grid per input and DIR/grid.png")
     sp.add_argument("--guidance", type=float, help="classifier-free guidance scale (0: unconditional; "
                     "stages.evaluate.guidance)")
@@ -138,7 +153,7 @@ def _evaluate_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--model", type=Path, required=True, metavar="DIR", help="a training run or an exported pipeline")
     sp.add_argument("--reference", type=Path, required=True, metavar="FOLDER_OR_PARQUET",
                     help="an image folder (sub-folders = labels) or Parquet file(s) with an image bytes column")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+    sp.add_argument("--output", "-o", type=_local_folder, required=True, metavar="DIR",
                     help="output folder: metrics.json, report.html, plots/, grids/, samples/")
     sp.add_argument("--shots", type=_int_list, metavar="K,K,…", help="conditioning set sizes (stages.evaluate.shots)")
     sp.add_argument("--num-samples", type=int, metavar="N",
@@ -167,7 +182,7 @@ def _evaluate_flags(sp: argparse.ArgumentParser) -> None:
 def _tiny_encoder_flags(sp: argparse.ArgumentParser) -> None:
     """`tiny-encoder SAMPLE_WEB`: where to save the encoder, steps and seed."""
     sp.add_argument("sample_web", type=Path, metavar="SAMPLE_WEB", help="a folder written by `semantica sample-web`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+    sp.add_argument("--output", "-o", type=_local_folder, required=True, metavar="DIR",
                     help="folder to save the encoder in (loadable as --encoder DIR)")
     sp.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -179,7 +194,7 @@ def _run_flags(sp: argparse.ArgumentParser) -> None:
                     help="as for `semantica mine --input` (several, or the flag repeated)")
     sp.add_argument("--no-download", dest="download", action="store_false", default=None,
                     help="as for `semantica mine`")
-    sp.add_argument("--output", "-o", type=Path, required=True, metavar="DIR",
+    sp.add_argument("--output", "-o", type=_local_folder, required=True, metavar="DIR",
                     help="output folder: one sub-folder per stage")
     sp.add_argument("--allow-private-network", action="store_true", default=None, help="as for `semantica mine`")
     sp.add_argument("--reference", type=Path, metavar="FOLDER_OR_PARQUET",
@@ -189,7 +204,7 @@ def _run_flags(sp: argparse.ArgumentParser) -> None:
 
 def _demo_flags(sp: argparse.ArgumentParser) -> None:
     """`demo`: the demo folder."""
-    sp.add_argument("--output", type=Path, default=Path("demo-out"), help="demo folder (default: demo-out)")
+    sp.add_argument("--output", type=_local_folder, default=Path("demo-out"), help="demo folder (default: demo-out)")
     sp.add_argument("--overwrite", action="store_true", help="replace the demo folder if it exists")
 
 

@@ -17,6 +17,11 @@ from pydantic.dataclasses import dataclass
 
 from semantica.errors import ConfigError
 
+# sampler names (semantica/pipeline.py maps them to diffusers schedulers) and feature spaces of the scores
+# (evaluation/features.py): here, so that a typo is a config error before any model loads
+SCHEDULER_NAMES = ("ddim", "dpmsolver++", "ddpm")
+FEATURE_SPACES = ("encoder", "inception")
+
 STAGE_NAMES = ("sample_web", "mine", "filter", "publish", "train", "evaluate")
 
 # Scalars are strict, as YAML writes them: 1 is no bool, '3' no integer (an integer is a number, though)
@@ -251,6 +256,8 @@ class EvaluateConfig(_Section):
         _check(self.repeats >= 1, "repeats", self.repeats, "at least 1")
         _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision,
                "'auto' (bf16 on a GPU, fp32 on CPU), 'bf16' or 'fp32'")
+        _check(self.scheduler in SCHEDULER_NAMES, "scheduler", self.scheduler, " | ".join(SCHEDULER_NAMES))
+        _check(self.features in FEATURE_SPACES, "features", self.features, " | ".join(FEATURE_SPACES))
 
 
 @section

@@ -29,6 +29,7 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils import BaseOutput
 from transformers import ImageProcessingMixin, PreTrainedModel
 
+from semantica.config_schema import SCHEDULER_NAMES
 from semantica.encoders import FrozenEncoder
 from semantica.errors import UserError
 from semantica.models import ConditionAdapter, condition_kwargs
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # ddim and dpmsolver++ are deterministic from the starting noise; ddpm is ancestral (fresh noise every step,
 # drawn from each image's own generator)
 SCHEDULERS = {"ddim": DDIMScheduler, "dpmsolver++": DPMSolverMultistepScheduler, "ddpm": DDPMScheduler}
+assert tuple(SCHEDULERS) == SCHEDULER_NAMES  # the names the config accepts (semantica/config_schema.py)
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 

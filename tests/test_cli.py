@@ -143,3 +143,16 @@ def test_flags_are_set_overrides():
     for name, keys in FLAG_KEYS.items():  # left out: pipelines.yaml's value, not one written in the parser
         defaults = {a.dest: a.default for a in commands[name]._actions}
         assert all(defaults[flag] is None for flag in keys), name
+
+
+def test_mine_output_keeps_a_filesystem_url_and_local_outputs_refuse_one(capsys):
+    """Path() folds 'gs://b/x' into 'gs:/b/x', which Beam would write to a local folder `gs:`."""
+    parser = build_parser()
+    for url in ("gs://my-bucket/semantica/mined", "hdfs:///semantica/mined", "s3://b/m/"):
+        assert parser.parse_args(["mine", "--input", "x.warc.gz", "--output", url]).output == url
+    assert parser.parse_args(["mine", "-i", "x.warc.gz", "-o", "out//mined"]).output == "out/mined"
+    for argv in (["filter", "--pairs", "p", "--output", "gs://b/f"], ["run", "-i", "x.warc.gz", "-o", "gs://b/r"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        err = capsys.readouterr().err
+        assert "'gs://b/" in err and "only `semantica mine --output`" in err

@@ -41,6 +41,8 @@ def test_set_overrides_yaml():
     ("stages.filter.low=0.99", "stages.filter.low: 0.99 is invalid"),
     ("stages.train.compile_mode=fastest", "stages.train.compile_mode: 'fastest' is invalid"),
     ("stages.train.lr_schedule=step", "stages.train.lr_schedule: 'step' is invalid"),
+    ("stages.evaluate.scheduler=euler", "stages.evaluate.scheduler: 'euler' is invalid"),
+    ("stages.evaluate.features=clip", "stages.evaluate.features: 'clip' is invalid"),
     ("stages.mine.dedup.near_dup_hamming=9", "stages.mine.dedup.near_dup_hamming: 9 is invalid"),
     ("stages.mine.dedup.lsh_max_bucket=1", "stages.mine.dedup.lsh_max_bucket: 1 is invalid"),
     ("profiles.local.model=huge", "profiles.local.model: 'huge' is not one of models"),
