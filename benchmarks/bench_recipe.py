@@ -51,6 +51,10 @@ VARIANTS = {
     "+ linear LR decay to 0": ({}, {"lr_schedule": "linear"}),
     "+ cosine LR decay, lr 2e-3": ({}, {"lr_schedule": "cosine", "learning_rate": 0.002}),
     "lr 2e-3 (constant)": ({}, {"learning_rate": 0.002}),
+    # the weight of the high-noise steps, where the condition decides the layout: 5x min-SNR-5's there, against
+    # the low-noise steps (x0-error weights min(SNR, 1) and SNR + 1 against min(SNR, 5))
+    "min-SNR-1": ({}, {"snr_gamma": 1.0}),
+    "plain v-prediction (no min-SNR)": ({}, {"snr_gamma": 0.0}),
 }
 VARIANT_INDEX = {n: i for i, n in enumerate(VARIANTS)}
 SCORE_KEYS = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")
