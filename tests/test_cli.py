@@ -156,3 +156,17 @@ def test_mine_output_keeps_a_filesystem_url_and_local_outputs_refuse_one(capsys)
             parser.parse_args(argv)
         err = capsys.readouterr().err
         assert "'gs://b/" in err and "only `semantica mine --output`" in err
+
+
+def test_readme_lists_every_flag_of_every_command():
+    """The README's table of commands and flags is the parser's: a flag added or renamed fails here."""
+    from helpers import REPO
+    common = {"--config", "--profile", "--set", "--debug", "-h", "--help"}
+    readme = (REPO / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z-]+)` \| (.*) \|$", readme, re.M))
+    for name, sp in _subcommands().items():
+        listed = set(re.findall(r"`([^`]+)`", rows.get(name, "")))
+        flags = {"/".join(a.option_strings) for a in sp._actions
+                 if a.option_strings and not set(a.option_strings) & common}
+        flags |= {a.metavar or a.dest.upper() for a in sp._actions if not a.option_strings and a.dest != "help"}
+        assert flags <= listed, (name, sorted(flags - listed))
