@@ -15,12 +15,12 @@ process is pinned to one core, which other processes may share), the best of `--
 `--profile` adds where process_warc's time goes, per page (CPU µs, the best of `--repeat`), each
 phase timed on its own over all the pages: read (iter_records), charset (decode_html_utf8), bound
 (the '<' count), parse (Lexbor alone), walk (page_refs less parse and resolve: Lexbor's CSS walk
-for img/meta/base, the attributes, srcset and <picture>, a tuple per reference), resolve (every
+for img/meta/base/picture, the attributes, srcset and <picture>, a tuple per reference), resolve (every
 reference's URL), prefilter, candidates (the kept references' other URLs), other (process_warc
 less the sum: the Page and its Ref rows, record_items, domain_of, the cyclic GC, and the
 phases' running page by page rather than each over all the pages). Main content excluded. Then the
 C floor (read + Lexbor's parse and CSS match, what no Python rewrite removes), the Python rest per
-reference, of it the least a Python walk costs (reading each element's attributes and parent) and
+reference, of it the least a Python walk costs (reading each element's tag and attributes) and
 page_refs' own share, and what 2,500 pages/s would leave Python per reference.
 
   .venv/bin/python benchmarks/bench_extract.py [--pages 2000] [--repeat 3] [--profile]
@@ -87,7 +87,7 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     from semantica.mining.extract import process_warc
     from semantica.mining.html_bounds import bound_html
     from semantica.mining.html_charset import decode_html_utf8, is_html
-    from semantica.mining.html_refs import candidate_urls, page_refs, resolve
+    from semantica.mining.html_refs import WALK_SELECTOR, candidate_urls, page_refs, resolve
     from semantica.mining.prefilter import prefilter_statuses
     from semantica.mining.warc_io import iter_records
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
@@ -118,13 +118,13 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
             "page_refs": [(h, r.uri) for h, r in zip(bounded, pages)],
             "resolve": [(base, ref[1]) for rs, base, _ in found for ref in rs],
             "prefilter": [(rs, cfg.prefilter) for rs in refs], "candidates": kept}
-    def select(html):  # the C part of the walk: Lexbor's parse and CSS match, no Python per element
-        LexborHTMLParser(html).css("img, meta, base[href]")
+    def select(html):  # the C part of the walk: Lexbor's parse and page_refs' CSS match, no Python per element
+        LexborHTMLParser(html).css(WALK_SELECTOR)
 
-    def touch(html):  # the least Python can do per element: read its attributes and its parent's tag
-        for node in LexborHTMLParser(html).css("img, meta, base[href]"):
+    def touch(html):  # the least Python can do per element: read its tag and its attributes
+        for node in LexborHTMLParser(html).css(WALK_SELECTOR):
+            node.tag_id
             node.attributes
-            node.parent.tag_id
 
     args["select"] = args["touch"] = args["parse"]
     fns = {"charset": decode_html_utf8, "bound": bound_html, "parse": LexborHTMLParser, "select": select,
@@ -235,7 +235,7 @@ def main() -> None:
               f"at most {n / c_floor:,.0f} pages/s")
         print(f"Python (everything else): {us(python):.1f} µs/page = {python / n_refs * 1e6:.2f} µs per reference "
               f"({n_refs / n:.1f} references/page)")
-        print(f"of which reading each element's attributes and parent from Lexbor (the least a Python walk does): "
+        print(f"of which reading each element's tag and attributes from Lexbor (the least a Python walk does): "
               f"{touch / n_refs * 1e6:.2f} µs per reference; page_refs above the CSS match (choosing, resolving "
               f"and recording each reference): {refs_python / n_refs * 1e6:.2f}")
         budget = 1e6 / 2500 - us(c_floor)  # the goal, 2,500 pages/s per core

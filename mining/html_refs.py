@@ -288,11 +288,14 @@ def _tag_id(name: str) -> int:
     return _TAG_IDS[name]
 
 
+WALK_SELECTOR = "img, meta, base[href], picture"  # what _walk reads of a page
+
+
 def _walk(html: Union[str, bytes], page_url: str) -> tuple[list, list[str], str, bool]:
     """Parse the page, walk it once: (its <img> nodes in order, its og:image URLs as written, its
     references' base, whether it has a <picture>)."""
     tree = LexborHTMLParser(html)
-    nodes = tree.css("img, meta, base[href], picture")  # one walk of the tree, in document order
+    nodes = tree.css(WALK_SELECTOR)  # one walk of the tree, in document order
     meta_id, base_id, picture_id = _tag_id("meta"), _tag_id("base"), _tag_id("picture")
     imgs, og = [], []
     base_node = None

@@ -27,10 +27,18 @@ def _common(parser: argparse.ArgumentParser, top: bool, config_flag: bool = True
                         **({"default": False} if top else d))
 
 
+REMOTE_SCHEMES = ("gs", "s3", "hdfs", "azfs")  # Beam's filesystems besides the local one
+
+
 def _output_location(text: str) -> str:
-    """`mine --output`: a local folder, or a Beam filesystem URL (gs://, s3://, hdfs://) kept as typed:
-    Path() folds the '//' (gs://b/x → gs:/b/x), and Beam would then write to a local folder `gs:`."""
-    return text if "://" in text else str(Path(text))
+    """`mine --output`: a local folder, or a Beam filesystem URL (gs://, s3://, hdfs://, azfs://) kept as
+    typed: Path() folds the '//' (gs://b/x → gs:/b/x), and Beam would then write to a local folder `gs:`."""
+    if "://" not in text:
+        return str(Path(text))
+    if text.split("://", 1)[0].lower() not in REMOTE_SCHEMES:
+        schemes = " / ".join(s + "://" for s in REMOTE_SCHEMES)
+        raise argparse.ArgumentTypeError(f"{text!r}: a local folder or a {schemes} URL (a Beam filesystem)")
+    return text
 
 
 def _local_folder(text: str) -> Path:
@@ -82,7 +90,7 @@ def _mine_flags(sp: argparse.ArgumentParser) -> None:
                          "cc:CC-MAIN-YYYY-WW[:START-END]; several after one flag, or the flag repeated")
     sp.add_argument("--output", "-o", type=_output_location, required=True, metavar="DIR",
                     help="output folder: pages/, refs/, images/, pairs/ (Parquet) and stats.json; local, "
-                         "or a Beam filesystem URL (gs://, s3://, hdfs://)")
+                         "or a Beam filesystem URL (gs://, s3://, hdfs://, azfs://)")
     sp.add_argument("--allow-private-network", action="store_true", default=None,
                     help="let downloads reach loopback / private addresses (tests and the demo; "
                          "stages.mine.download.allow_private_network)")

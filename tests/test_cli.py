@@ -151,6 +151,9 @@ def test_mine_output_keeps_a_filesystem_url_and_local_outputs_refuse_one(capsys)
     for url in ("gs://my-bucket/semantica/mined", "hdfs:///semantica/mined", "s3://b/m/"):
         assert parser.parse_args(["mine", "--input", "x.warc.gz", "--output", url]).output == url
     assert parser.parse_args(["mine", "-i", "x.warc.gz", "-o", "out//mined"]).output == "out/mined"
+    with pytest.raises(SystemExit):  # no Beam filesystem: refused here, not an internal error in the job
+        parser.parse_args(["mine", "-i", "x.warc.gz", "-o", "https://h/x"])
+    assert "'https://h/x': a local folder or a gs://" in capsys.readouterr().err
     for argv in (["filter", "--pairs", "p", "--output", "gs://b/f"], ["run", "-i", "x.warc.gz", "-o", "gs://b/r"]):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)

@@ -304,3 +304,31 @@ PINNED_REFS = [
     # unquoted relative src
     ("https://soldaini.net/", 0, "https://soldaini.net/personal-me/me-512.webp", "Luca Soldaini", "kept"),
 ]
+
+
+def test_page_rows_match_the_refs_prefilter_and_candidates_field_by_field(settings):
+    """page_from_record builds its Ref rows positionally from page_refs' tuples: they must hold what
+    extract_refs, prefilter_page and resolve_candidates say, field by field (a moved Ref field fails here)."""
+    from semantica.mining.extract import page_from_record
+    from semantica.mining.html_refs import extract_refs, resolve_candidates
+    from semantica.mining.warc_io import Record
+    html = ('<html><head><meta property="og:image" content="/og.jpg"><base href="/m/"></head><body>'
+            '<img src="a.jpg" alt=" A " width="640" height="480">'
+            '<img src="data:image/gif;base64,R0lG" data-src="lazy.webp">'
+            '<img src="s-320.jpg" srcset="s-320.jpg 320w, s-1536.jpg 1536w" width="20">'
+            '<picture><source srcset="p.avif"><img src="p.jpg" alt="p"></picture>'
+            '<img src="a.jpg"><img src="icon.svg"></body></html>')
+    url = "https://e.org/post/1.html"
+    cfg = settings.stages.mine
+    page = page_from_record(Record("f.warc.gz", 0, "response", url, "2026-01-01T00:00:00Z", 200,
+                                   [("Content-Type", "text/html; charset=utf-8")], html.encode(), False),
+                            cfg, Counter())
+    refs = extract_refs(html, url)
+    statuses = prefilter_page(refs, cfg.prefilter)
+    want = [dict(url=r.url, raw_url=r.raw, alt=r.alt, width=r.declared_width, height=r.declared_height,
+                 position=r.position, source=r.source, in_main_content=None if not cfg.main_content else
+                 row.in_main_content, status=s, candidates=resolve_candidates(r) if s == R.KEPT else None)
+            for r, s, row in zip(refs, statuses, page.refs)]
+    assert [dataclasses.asdict(row) for row in page.refs] == want
+    assert [r.source for r in page.refs] == ["img", "lazy", "srcset", "picture", "img", "img", "og:image"]
+    assert page.refs[0].width == 640 and page.refs[0].alt == "A" and page.refs[2].status == R.PRE_DECLARED_SMALL
