@@ -87,7 +87,7 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     from semantica.mining.extract import process_warc
     from semantica.mining.html_bounds import bound_html
     from semantica.mining.html_charset import decode_html_utf8, is_html
-    from semantica.mining.html_refs import WALK_SELECTOR, candidate_urls, page_refs, resolve
+    from semantica.mining.html_refs import OTHERS, RAW, URL, WALK_SELECTOR, candidate_urls, page_refs, resolve
     from semantica.mining.prefilter import prefilter_statuses
     from semantica.mining.warc_io import iter_records
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
@@ -105,7 +105,7 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     found = [page_refs(h, r.uri) for h, r in zip(bounded, pages)]  # (refs, base, memo) a page
     refs = [rs for rs, _, _ in found]
     statuses = [prefilter_statuses(rs, cfg.prefilter) for rs in refs]
-    kept = [(ref[0], ref[-1], base, memo) for (rs, base, memo), ss in zip(found, statuses)
+    kept = [(ref[URL], ref[OTHERS], base, memo) for (rs, base, memo), ss in zip(found, statuses)
             for ref, s in zip(rs, ss) if s == R.KEPT]
 
     def each(fn, args):  # nothing kept: a list of 1,000 parsed trees would time the allocator
@@ -116,7 +116,7 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
     args = {"charset": [(r.body[:cfg.max_html_bytes], r.header("Content-Type")) for r in pages],
             "bound": [(t, cfg.parse) for t in texts], "parse": [(h,) for h in bounded],
             "page_refs": [(h, r.uri) for h, r in zip(bounded, pages)],
-            "resolve": [(base, ref[1]) for rs, base, _ in found for ref in rs],
+            "resolve": [(base, ref[RAW]) for rs, base, _ in found for ref in rs],
             "prefilter": [(rs, cfg.prefilter) for rs in refs], "candidates": kept}
     def select(html):  # the C part of the walk: Lexbor's parse and page_refs' CSS match, no Python per element
         LexborHTMLParser(html).css(WALK_SELECTOR)
@@ -140,7 +140,7 @@ def phase_split(path: str, cfg, repeat: int) -> tuple[int, dict]:
             if name == "candidates":  # back to what page_refs leaves: each reference's own URL
                 for rs, _, memo in found:
                     memo.clear()
-                    memo.update((ref[1], ref[0] or None) for ref in rs)
+                    memo.update((ref[RAW], ref[URL] or None) for ref in rs)
             t0 = clock()
             fn()
             best[name] = min(best.get(name, float("inf")), clock() - t0)

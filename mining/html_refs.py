@@ -318,7 +318,7 @@ def _walk(html: Union[str, bytes], page_url: str) -> tuple[list, list[str], str,
     return imgs, og, resolve(page_url, base_node.attributes.get("href") or "") or page_url, has_picture
 
 
-def _img_refs(imgs: list, base: str, memo: dict, has_picture: bool = True) -> list[tuple]:
+def _img_refs(imgs: list, base: str, memo: dict, has_picture: bool) -> list[tuple]:
     """The reference (a tuple: see page_refs) of each <img> node that shows a URL, in order (the hot
     loop: no per-element helper calls). Without `has_picture`, no <img> has a <picture> parent to look at."""
     picture_id = _tag_id("picture")

@@ -72,15 +72,6 @@ def _url_reason_parsed(url: str, allowed_schemes, blocked_extensions) -> Optiona
     return None
 
 
-def declared_reason(ref: ImageRef, cfg: PrefilterConfig) -> Optional[str]:
-    w, h = ref.declared_width, ref.declared_height
-    if (w is not None and w < cfg.min_declared_side) or (h is not None and h < cfg.min_declared_side):
-        return R.PRE_DECLARED_SMALL
-    if w and h and max(w / h, h / w) > cfg.max_aspect_ratio:
-        return R.PRE_ASPECT
-    return None
-
-
 def prefilter_page(refs: list[ImageRef], cfg: PrefilterConfig) -> list[str]:
     """A status per reference: `kept` (a candidate to fetch) or the drop reason."""
     return prefilter_statuses([(r.url, r.raw, r.alt, r.declared_width, r.declared_height) for r in refs], cfg)
@@ -94,7 +85,7 @@ def prefilter_statuses(refs: list[tuple], cfg: PrefilterConfig) -> list[str]:
     for ref in refs:
         url = ref[URL]
         reason = _url_reason(url, allowed, blocked)
-        if reason is None:  # declared_reason, inline
+        if reason is None:  # the declared size: an icon or pixel, a banner strip
             w, h = ref[WIDTH], ref[HEIGHT]
             if w is not None or h is not None:
                 if (w is not None and w < min_side) or (h is not None and h < min_side):

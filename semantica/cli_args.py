@@ -44,8 +44,9 @@ def _output_location(text: str) -> str:
 def _local_folder(text: str) -> Path:
     """The output of a command that writes local files: a URL is refused, not folded into a local path."""
     if "://" in text:
+        schemes = ", ".join(s + "://" for s in REMOTE_SCHEMES)
         raise argparse.ArgumentTypeError(f"{text!r}: a local folder is needed here; only `semantica mine "
-                                         "--output` writes to a Beam filesystem (gs://, s3://, hdfs://)")
+                                         f"--output` writes to a Beam filesystem ({schemes})")
     return Path(text)
 
 
