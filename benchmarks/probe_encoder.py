@@ -96,7 +96,8 @@ def capacity(sw, steps: int, seed: int = 0) -> dict:
     for _ in range(steps):
         idx = [rng.randrange(len(xs)) for _ in range(64)]
         x = torch.stack([_augment(xs[i], 32, rng) for i in idx])
-        loss = F.cross_entropy(head(vit(pixel_values=(x - mean) / std).pooler_output), torch.tensor([train_y[i] for i in idx]))
+        y = torch.tensor([train_y[i] for i in idx])
+        loss = F.cross_entropy(head(vit(pixel_values=(x - mean) / std).pooler_output), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
