@@ -269,7 +269,7 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     t0 = time.perf_counter()
     ev = settings.stages.evaluate  # num_samples ≥ 4, repeats ≥ 1, shots ≥ 1: checked by EvaluateConfig
     out = Path(out)
-    prepare_output(out, overwrite)
+    prepare_output(out, overwrite, [model, reference] + ([encoder] if encoder else []))
     pipe, enc = _pipeline_and_encoder(model, encoder, ev)
     space = load_features(ev.features, enc, ev.inception_weights or None)
     ref = _checked_reference(reference, max_reference, ev)

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 from PIL import Image
 
 from semantica.errors import UserError
+from semantica.outputs import prepare_output
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,11 @@ def grid(rows: Sequence[Sequence[Image.Image]], cell: int = 96, gap: int = 4) ->
 
 
 def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, *, guidance: float, steps: int, seed: int,
-             scheduler: Optional[str] = None, precision: str = "auto") -> Path:
+             scheduler: Optional[str] = None, precision: str = "auto", overwrite: bool = False) -> Path:
     """`num` variations of each input. guidance, steps and seed have no defaults here: callers pass
     stages.evaluate's (pipelines.yaml); scheduler None keeps the pipeline's own."""
+    if num < 1:
+        raise UserError(f"--num: {num} variations; give at least 1")
     images = []
     for p in inputs:
         try:
@@ -53,6 +56,7 @@ def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, *, guidan
     stems = [Path(p).stem for p in inputs]
     if len(set(stems)) != len(stems):
         raise UserError("--input: two inputs share a file name; their variations would overwrite each other")
+    prepare_output(out, overwrite, [model, *inputs])
     pipe = load_pipeline(model, precision=precision)
     if scheduler:
         try:

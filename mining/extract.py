@@ -159,8 +159,10 @@ def record_items(rec: Record, cfg: MineConfig, counts: Counter) -> Iterator[tupl
 
 
 def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tuple[str, object]]:
-    """Yield ('page', Page), ('image', (url, ImageRecord)), ('alias', (url, Alias)) and, for a record
-    that raised, ('failure', failures/ row) for one WARC file: one record's bug does not stop the file."""
+    """Yield ('page', Page), ('image', (url, ImageRecord)), ('alias', (url, Alias)), for a record that
+    raised ('failure', failures/ row), and for a file that could not be opened, read to its end or held
+    no record ('input_error', (location, reason, error)), for one WARC file: one record's bug does not
+    stop the file, nor one file's the job."""
     errors: list = []
     limit = max(cfg.max_html_bytes, cfg.download.max_bytes)
     counts[S.WARC_FILES] += 1
@@ -179,6 +181,9 @@ def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tu
         yield from items
     if n == 0 and not errors:
         counts[S.of_reason(R.WARC_EMPTY)] += 1
+        yield "input_error", (location, R.WARC_EMPTY, "no WARC or ARC record in the file")
     for reason, detail in errors:
         counts[S.of_reason(reason)] += 1
         log.warning("%s", detail.splitlines()[0] if detail else reason)
+        first = detail.splitlines()[0] if detail else reason
+        yield "input_error", (location, reason, first.removeprefix(f"{location}: "))

@@ -83,6 +83,23 @@ class ResultsLost(UserError):
     """The runner delivered fewer results than the pipeline produced: the output is incomplete."""
 
 
+def _report_input_errors(out: str, stats: dict, counts: dict, inputs: int) -> None:
+    """Name the input files that could not be read on the console (stats.json lists them all); when no input
+    gave a single record, the run is an error (exit 2) and its output is left unmarked."""
+    errors = stats["input_errors"]
+    if not errors:
+        return
+    bad = sum(n for (stage, _), n in counts.items() if stage == S.INPUT_ERRORS)
+    for e in errors[:5]:
+        log.warning("input %s: %s: %s", e["file"], e["reason"], e["error"])
+    if bad > 5:
+        log.warning("… and %d more input errors: every one is in %s/stats.json (input_errors)", bad - 5, out)
+    if not counts.get(S.RECORDS, 0):
+        first = errors[0]
+        raise UserError(f"{out}: none of the {inputs} input file(s) could be read ({first['file']}: {first['reason']}: "
+                        f"{first['error']}); each file's error is in stats.json (input_errors)")
+
+
 def _write_text(path: str, text: str) -> None:
     from apache_beam.io.filesystems import FileSystems
     with FileSystems.create(path) as f:
@@ -99,7 +116,7 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     out = str(out).rstrip("/")
     locations = [loc if '://' in loc else os.path.abspath(loc)  # warc_file: where the input is, not as typed
                  for loc in resolve_inputs(inputs, cfg.commoncrawl_base_url)]
-    prepare_output(out, overwrite)
+    prepare_output(out, overwrite, inputs)
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))
     t0 = time.perf_counter()
@@ -118,6 +135,7 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     _write_text(f"{out}/stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
     _write_text(f"{out}/settings.json", json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n")
     _write_text(f"{out}/inputs.txt", "\n".join(locations) + "\n")
+    _report_input_errors(out, stats, counts, len(locations))
     if stats["lost_results"]:  # the output is not what the input holds: never marked complete
         raise ResultsLost(
             f"{out}: the runner lost {stats['lost_results']} reference results between steps "

@@ -9,6 +9,7 @@ its layout is read by others (the CLI, the demo, publish) and does not change.
 """
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 from apache_beam.metrics import Metrics
@@ -52,6 +53,16 @@ def of_reason(reason: str) -> Stat:
     """A reason of reasons.py (`stage:reason`) as its stats key (`kept`, no stage: ("kept", None))."""
     stage, sep, why = reason.partition(":")
     return stage, why if sep else None
+
+
+INPUT_ERRORS = "input_errors"  # stats key stage of one input file's error: its reason holds [file, reason, error]
+MAX_INPUT_ERRORS = 1000        # stats.json names this many; the counts in `records` cover them all
+
+
+def input_error(location: str, reason: str, error: str) -> tuple:
+    """A 'stats' output naming one input file that could not be opened, read to its end, or held no record.
+    No Beam counter: one per file would flood a runner's UI; the counts of warc:* reasons are the counters."""
+    return TaggedOutput("stats", ((INPUT_ERRORS, json.dumps([location, reason, error[:500]])), 1))
 
 
 def internal_error(stage: str) -> Stat:
@@ -130,4 +141,6 @@ def summarize(counts: dict, seconds: float, inputs: int) -> dict:
         "internal_errors": dict(sorted((stage, reasons[INTERNAL_ERROR]) for stage, reasons in by_stage.items()
                                        if INTERNAL_ERROR in reasons and stage not in ("refs", "urls"))),
         "lost_results": get(RESULTS_LOST),
+        "input_errors": [dict(zip(("file", "reason", "error"), json.loads(detail)))
+                         for detail in sorted(by_stage.get(INPUT_ERRORS, {}))[:MAX_INPUT_ERRORS]],
     }

@@ -129,7 +129,7 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.evaluation.generate import generate
     ev = settings.stages.evaluate
     path = generate(args.model, args.inputs, args.num, args.output, guidance=ev.guidance, steps=ev.steps,
-                    scheduler=ev.scheduler, seed=ev.seed, precision=ev.precision)
+                    scheduler=ev.scheduler, seed=ev.seed, precision=ev.precision, overwrite=args.overwrite)
     print(f"{args.output}: {len(args.inputs)} × {args.num} variations; grid: {path}")
     return 0
 
@@ -149,7 +149,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
 @command("tiny-encoder")
 def _tiny_encoder(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.tiny_encoder import train_tiny_encoder
-    print(train_tiny_encoder(args.sample_web, args.output, steps=args.steps, seed=args.seed))
+    print(train_tiny_encoder(args.sample_web, args.output, steps=args.steps, seed=args.seed, overwrite=args.overwrite))
     return 0
 
 
@@ -159,7 +159,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.curation.publish import run_publish
     from semantica.mining.pipeline import run_mine
     from semantica.training.trainer import run_train
+    from semantica.encoders import load_encoder
     out = args.output
+    # what later stages need, checked before the mining run (which may take hours) rather than after it
+    if args.reference and not args.reference.exists():
+        raise UserError(f"--reference {args.reference}: no such file or folder")
+    for name in dict.fromkeys((settings.stages.filter.encoder, settings.stages.train.encoder)):
+        load_encoder(name)
     out.mkdir(parents=True, exist_ok=True)
     settings.dump(out / "settings.json")
     stats = run_mine(settings, args.inputs, out / "mined", overwrite=args.overwrite)
@@ -230,7 +236,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "train" and args.train_config:
         _train_config_flag(args)
     try:
-        settings = load_settings(args.config, args.profile, list(args.overrides) + _overrides_from_flags(args))
+        overrides = list(args.overrides) + list(getattr(args, "overrides_after_command", []))
+        settings = load_settings(args.config, args.profile, overrides + _overrides_from_flags(args))
         t0 = time.perf_counter()
         rc = COMMANDS[args.command](args, settings)
         log.debug("%s finished in %.1fs", args.command, time.perf_counter() - t0)

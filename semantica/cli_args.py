@@ -20,7 +20,9 @@ def _common(parser: argparse.ArgumentParser, top: bool, config_flag: bool = True
                             "then the one shipped with semantica)", **({"default": None} if top else d))
     parser.add_argument("--profile", help="profile of pipelines.yaml (default: local)",
                         **({"default": "local"} if top else d))
-    parser.add_argument("--set", dest="overrides", action="append", metavar="KEY.PATH=VALUE",
+    # its own dest after the command name: argparse would otherwise replace the list given before it
+    parser.add_argument("--set", dest="overrides" if top else "overrides_after_command", action="append",
+                        metavar="KEY.PATH=VALUE",
                         help="override a pipelines.yaml value, e.g. --set stages.mine.seed=3 (repeatable)",
                         **({"default": []} if top else d))
     parser.add_argument("--debug", action="store_true", help="debug logs and full tracebacks",
@@ -153,6 +155,7 @@ def _generate_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ | ddpm (ancestral) (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, help="random seed of the noise (stages.evaluate.seed)")
+    sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
     sp.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="sampling weights: auto = bf16 on a GPU, "
                     "fp32 on CPU (stages.evaluate.precision)")
 
@@ -195,6 +198,7 @@ def _tiny_encoder_flags(sp: argparse.ArgumentParser) -> None:
                     help="folder to save the encoder in (loadable as --encoder DIR)")
     sp.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     sp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sp.add_argument("--overwrite", action="store_true", help="replace DIR if it is not empty")
 
 
 def _run_flags(sp: argparse.ArgumentParser) -> None:

@@ -67,7 +67,8 @@ def load_settings(path: Optional[Path] = None, profile: str = "local",
     stage_overrides = [o for o in overrides if o.partition("=")[0].strip().startswith("stages.")]
     for item in overrides:
         _apply_override(raw, item, path)
-    doc = _validate(_Document, raw, path)  # the base stages alone, so their errors name `stages.…`
+    given = {o.partition("=")[0].strip(): o for o in overrides}  # an error in one of them names the --set
+    doc = _validate(_Document, raw, path, given=given)  # the base stages alone, so their errors name `stages.…`
     if profile not in doc.profiles:
         raise ConfigError(f"{path}: profiles: no profile {profile!r} (have: {', '.join(doc.profiles)})")
     chosen = None
@@ -80,7 +81,9 @@ def load_settings(path: Optional[Path] = None, profile: str = "local",
             for item in stage_overrides:
                 _apply_override({"stages": merged}, item, path)
         # base stages passed above, so an error here comes from the profile's overrides
-        stages = _validate(Stages, merged, path, ("profiles", name, "stages"))
+        # `stages.…` overrides apply to the chosen profile only; `profiles.NAME.…` ones to theirs
+        stages = _validate(Stages, merged, path, ("profiles", name, "stages"),
+                           given if name == profile else {k: v for k, v in given.items() if k.startswith("profiles.")})
         if name == profile:
             chosen = stages
     return Settings(source=str(path), profile_name=profile, profile=doc.profiles[profile],
@@ -135,16 +138,22 @@ def _adapter(tp: type) -> TypeAdapter:
     return TypeAdapter(tp)
 
 
-def _validate(tp: type, value: Any, source: Path, prefix: tuple = ()) -> Any:
-    """`value` as a `tp`; pydantic's first error as one line: file, key path, value, what was expected."""
+def _validate(tp: type, value: Any, source: Path, prefix: tuple = (), given: Optional[dict] = None) -> Any:
+    """`value` as a `tp`; pydantic's first error as one line: file (or the `--set` that gave the value, from
+    `given`: {key path: override}), key path, value, what was expected."""
     try:
         return _adapter(tp).validate_python(value)
     except ValidationError as e:
         err = e.errors()[0]
         keys, field_tp, parent = _walk(tp, err["loc"])
-        where = f"{source}: " + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in prefix + keys)[1:]
+        path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in prefix + keys)[1:]
         got = err.get("input")
         error = (err.get("ctx") or {}).get("error")
+        key = f"{path}.{error.key}" if isinstance(error, _Invalid) else path
+        # a profile's stage key is set as `stages.…` on the command line too (see load_settings)
+        short = "stages." + key.split(".stages.", 1)[1] if key.startswith("profiles.") and ".stages." in key else key
+        item = next((given[k] for k in (key, short) if k in (given or {})), None)
+        where = f"--set {item}: {path}" if item else f"{source}: {path}"
         if isinstance(error, _Invalid):
             msg = f"{where}.{error.key}: {error.value!r} is invalid: expected {error.expected}"
         elif err["type"] == "missing":

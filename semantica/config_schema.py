@@ -89,7 +89,7 @@ class SampleWebConfig(_Section):
 
 
 @section
-class PrefilterConfig:
+class PrefilterConfig(_Section):
     allowed_schemes: tuple[Str, ...]
     blocked_extensions: tuple[Str, ...]
     min_declared_side: Int
@@ -97,9 +97,16 @@ class PrefilterConfig:
     min_images_per_page: Int
     max_images_per_page: Int
 
+    def check(self) -> None:
+        _check(self.min_declared_side >= 0, "min_declared_side", self.min_declared_side, "at least 0")
+        _check(self.max_aspect_ratio >= 1.0, "max_aspect_ratio", self.max_aspect_ratio, "at least 1")
+        _check(self.min_images_per_page >= 1, "min_images_per_page", self.min_images_per_page, "at least 1")
+        _check(self.max_images_per_page >= max(2, self.min_images_per_page), "max_images_per_page",
+               self.max_images_per_page, "at least 2 and at least min_images_per_page")
+
 
 @section
-class DownloadConfig:
+class DownloadConfig(_Section):
     timeout_s: Float
     retries: Int
     max_bytes: Int
@@ -109,6 +116,11 @@ class DownloadConfig:
     honour_noai: Bool
     enabled: Bool   # false: archive mode, only what the crawl holds (fetch:not_captured otherwise)
 
+    def check(self) -> None:
+        _check(self.timeout_s > 0, "timeout_s", self.timeout_s, "above 0 seconds")
+        _check(self.retries >= 0, "retries", self.retries, "at least 0")
+        _check(self.max_bytes >= 1024, "max_bytes", self.max_bytes, "at least 1024")
+
 
 @section
 class DecodeConfig(_Section):
@@ -117,6 +129,8 @@ class DecodeConfig(_Section):
     max_memory_mb: Int
 
     def check(self) -> None:
+        _check(self.max_pixels >= 1, "max_pixels", self.max_pixels, "at least 1")
+        _check(self.min_side >= 1, "min_side", self.min_side, "at least 1")
         _check(self.max_memory_mb >= 32, "max_memory_mb", self.max_memory_mb, "at least 32")
 
 
@@ -129,6 +143,7 @@ class ParseConfig(_Section):
     def check(self) -> None:
         _check(self.max_tags >= 1000, "max_tags", self.max_tags, "at least 1000")
         _check(self.max_depth >= 32, "max_depth", self.max_depth, "at least 32")
+        _check(self.main_content_max_tags >= 0, "main_content_max_tags", self.main_content_max_tags, "at least 0")
 
 
 @section
@@ -141,6 +156,10 @@ class DedupConfig(_Section):
     max_domains_per_image: Int
 
     def check(self) -> None:
+        for key in ("page_hamming", "near_dup_hamming"):
+            _check(0 <= getattr(self, key) <= 64, key, getattr(self, key), "0..64 (bits of a pHash)")
+        for key in ("max_pages_per_image", "max_domains_per_image"):
+            _check(getattr(self, key) >= 1, key, getattr(self, key), "at least 1")
         _check(self.lsh_bands in (1, 2, 4, 8, 16, 32, 64), "lsh_bands", self.lsh_bands, "a divisor of 64")
         _check(self.lsh_max_bucket >= 2, "lsh_max_bucket", self.lsh_max_bucket, "at least 2")
         _check(self.near_dup_hamming < self.lsh_bands, "near_dup_hamming", self.near_dup_hamming,
@@ -148,9 +167,14 @@ class DedupConfig(_Section):
 
 
 @section
-class PairsConfig:
+class PairsConfig(_Section):
     min_pair_hamming: Int
     max_pairs_per_page: Int
+
+    def check(self) -> None:
+        _check(-1 <= self.min_pair_hamming <= 64, "min_pair_hamming", self.min_pair_hamming,
+               "-1..64 (-1: keep identical pairs too)")
+        _check(self.max_pairs_per_page >= 1, "max_pairs_per_page", self.max_pairs_per_page, "at least 1")
 
 
 @section
@@ -170,6 +194,8 @@ class MineConfig(_Section):
 
     def check(self) -> None:
         _check(self.reader in ("fastwarc", "warcio"), "reader", self.reader, "'fastwarc' or 'warcio'")
+        _check(self.max_html_bytes >= 1024, "max_html_bytes", self.max_html_bytes, "at least 1024")
+        _check(self.download_threads >= 1, "download_threads", self.download_threads, "at least 1")
 
 
 @section
@@ -182,11 +208,16 @@ class FilterConfig(_Section):
     sweep_highs: tuple[Float, ...]
 
     def check(self) -> None:
-        _check(-1.0 <= self.low < self.high <= 1.0, "low", self.low, "-1 <= low < high <= 1")
+        _check(-1.0 <= self.high <= 1.0, "high", self.high, "a cosine similarity, within [-1, 1]")
+        _check(-1.0 <= self.low < self.high, "low", self.low, f"within [-1, high = {self.high})")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "at least 1")
+        for key in ("sweep_lows", "sweep_highs"):
+            values = getattr(self, key)
+            _check(all(-1.0 <= v <= 1.0 for v in values), key, list(values), "cosine similarities within [-1, 1]")
 
 
 @section
-class PublishConfig:
+class PublishConfig(_Section):
     shard_rows: Int
     webdataset: Bool
     licence: Str
@@ -195,6 +226,11 @@ class PublishConfig:
     phash_blocklist: Optional[Str]
     phash_block_hamming: Int
     safety_classifier: Optional[Str]
+
+    def check(self) -> None:
+        _check(self.shard_rows >= 1, "shard_rows", self.shard_rows, "at least 1")
+        _check(0 <= self.phash_block_hamming <= 64, "phash_block_hamming", self.phash_block_hamming,
+               "0..64 (bits of a pHash)")
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
@@ -233,6 +269,14 @@ class TrainConfig(_Section):
         _check(self.compile_mode in COMPILE_MODES, "compile_mode", self.compile_mode,
                "one of " + ", ".join(COMPILE_MODES) + " (torch.compile's modes)")
         _check(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, "one of " + ", ".join(LR_SCHEDULES))
+        for key in ("max_steps", "batch_size", "checkpoint_every", "log_every"):
+            _check(getattr(self, key) >= 1, key, getattr(self, key), "at least 1")
+        _check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, "at least 0")
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "above 0")
+        _check(self.grad_clip > 0, "grad_clip", self.grad_clip, "above 0")
+        _check(0.0 <= self.ema_decay < 1.0, "ema_decay", self.ema_decay, "within [0, 1)")
+        _check(0.0 <= self.cond_dropout < 1.0, "cond_dropout", self.cond_dropout, "within [0, 1)")
+        _check(self.snr_gamma >= 0, "snr_gamma", self.snr_gamma, "at least 0 (0: no Min-SNR weighting)")
 
 
 @section
@@ -254,6 +298,10 @@ class EvaluateConfig(_Section):
         _check(bool(self.shots) and min(self.shots) >= 1, "shots", list(self.shots), "one or more k ≥ 1")
         _check(self.num_samples >= 4, "num_samples", self.num_samples, "at least 4")
         _check(self.repeats >= 1, "repeats", self.repeats, "at least 1")
+        _check(self.steps >= 1, "steps", self.steps, "at least 1 sampling step")
+        _check(self.guidance >= 0, "guidance", self.guidance, "at least 0 (0: unconditional)")
+        _check(all(g >= 0 for g in self.guidance_scales), "guidance_scales", list(self.guidance_scales),
+               "scales of at least 0")
         _check(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision,
                "'auto' (bf16 on a GPU, fp32 on CPU), 'bf16' or 'fp32'")
         _check(self.scheduler in SCHEDULER_NAMES, "scheduler", self.scheduler, " | ".join(SCHEDULER_NAMES))

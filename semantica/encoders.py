@@ -94,6 +94,13 @@ def _device_dtype(device: Optional[str]) -> tuple[torch.device, torch.dtype]:
     return dev, (torch.bfloat16 if dev.type == "cuda" else torch.float32)
 
 
+def _names_a_path(name: str) -> bool:
+    """A name that can only be a local folder: not ORG/NAME (a hub id), or ORG/NAME under a folder that exists."""
+    path = Path(name).expanduser()
+    return (name.startswith(("/", "./", "../", "~")) or name.count("/") >= 2 or name.endswith("/")
+            or (path.parent != Path(".") and path.parent.is_dir()))
+
+
 def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncoder:
     """A hub id (facebook/dinov2-base, openai/clip-vit-base-patch16, google/siglip-base-patch16-224)
     or a local directory saved with `save_pretrained` (model + image processor)."""
@@ -102,6 +109,9 @@ def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncod
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     local = Path(name_or_path).is_dir()
+    if not local and _names_a_path(str(name_or_path)):
+        raise EncoderNotFound(f"encoder {str(name_or_path)!r}: no such folder (a hub id is ORG/NAME; a local encoder "
+                              f"is a folder saved with `save_pretrained` or `semantica tiny-encoder`)")
     try:
         config = AutoConfig.from_pretrained(name_or_path)
         family = config.model_type

@@ -1,32 +1,84 @@
 """One rule for every command's output folder: a non-empty one is refused unless --overwrite,
 which empties it first (so a rerun never mixes old and new rows). Local folders and Beam
 filesystem URLs (gs://, s3://, hdfs://) alike. A stage that finished writes COMPLETE last;
-the stages that read a folder refuse one without it (a killed run's half-written output)."""
+the stages that read a folder refuse one without it (a killed run's half-written output).
+
+--overwrite deletes a folder only when semantica wrote it: MARKER is written into every output
+folder first thing (so a killed run's folder can be replaced too), and folders from before the
+marker are known by the files their commands wrote (OUTPUT_FILES). Nor is an output that is, or
+holds, one of the command's inputs, or the folder the command runs in, ever emptied."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from typing import Iterable
 
 from semantica.errors import UserError
 
+MARKER = ".semantica-output"
+# what each command writes, for folders written before MARKER: mine / filter / publish, sample-web, evaluate, run / demo
+OUTPUT_FILES = {MARKER, "_SUCCESS", "stats.json", "manifest.json", "metrics.json", "settings.json"}
 
-def prepare_output(out, overwrite: bool) -> None:
-    out = str(out).rstrip("/")
+
+def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
+    """Make `out` an empty output folder. `inputs`: the command's local input paths (files, folders or
+    globs), which the output must neither be nor contain."""
+    out = str(out).rstrip("/") or "/"
     remote = "://" in out
+    if not remote:
+        _check_local_output(Path(out), inputs)
     if remote:
         from apache_beam.io.filesystems import FileSystems
         existing = [m.path for r in FileSystems.match([out + "/**"]) for m in r.metadata_list]
+        names = {p[len(out) + 1:].split("/", 1)[0] for p in existing}
     else:
         existing = list(Path(out).iterdir()) if Path(out).is_dir() else []
+        names = {p.name for p in existing}
     if existing:
         if not overwrite:
             raise UserError(f"{out}: output folder is not empty (pass --overwrite to replace it)")
+        cwd = Path(os.getcwd()).resolve()
+        if not remote and (Path(out).resolve() == cwd or Path(out).resolve() in cwd.parents):
+            raise UserError(f"{out}: --overwrite would delete the folder this command runs in")
+        if not names & OUTPUT_FILES:
+            raise UserError(f"{out}: --overwrite replaces only a folder that semantica wrote, and this one holds none "
+                            f"of {sorted(OUTPUT_FILES)}; remove it yourself or choose another output")
         if remote:
             FileSystems.delete(existing)
         else:
             shutil.rmtree(out)
-    if not remote:
-        Path(out).mkdir(parents=True, exist_ok=True)
+    if remote:
+        return
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / MARKER).write_text("written by semantica: `--overwrite` may replace this folder\n")
+
+
+def _check_local_output(out: Path, inputs: Iterable) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: the output must be a folder, and this is a file")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{out}: cannot make this output folder: {parent} is a file")
+    here = out.resolve()
+    for given in inputs:
+        path = local_input_path(given)
+        if path is not None and (path == here or here in path.parents):
+            raise UserError(f"{out}: the output cannot be, or hold, the input {given}")
+
+
+def local_input_path(given) -> Path | None:
+    """The local path an input names (for a glob, the folder before its first wildcard), resolved; None for
+    URLs and Common Crawl names."""
+    given = str(given)
+    if "://" in given or given.startswith("cc:"):
+        return None
+    parts = Path(given).parts
+    for i, part in enumerate(parts):
+        if any(c in part for c in "*?["):
+            parts = parts[:i]
+            break
+    return Path(*parts).resolve() if parts else Path(os.getcwd()).resolve()
 
 
 COMPLETE = "_SUCCESS"  # written last by mine, filter and publish (the name Hadoop and Spark use)

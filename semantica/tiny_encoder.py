@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from semantica.errors import UserError
 from semantica.logs import progress
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,17 @@ def _augment(x: torch.Tensor, size: int, rng: random.Random) -> torch.Tensor:
     return (x * rng.uniform(0.85, 1.15)).clamp(0, 1)  # brightness only: hue carries meaning
 
 
-def train_tiny_encoder(sample_web: Path, out: Path, steps: int = 300, batch_size: int = 64, seed: int = 0) -> Path:
+def train_tiny_encoder(sample_web: Path, out: Path, steps: int = 300, batch_size: int = 64, seed: int = 0,
+                       overwrite: bool = False) -> Path:
     """Two views of each picture: the target puts half its weight on the picture's other view
     (instances stay apart, so copies score highest) and half on pictures of the same topic
     (so related pictures score above unrelated ones)."""
     from transformers import Dinov2Model
+
+    from semantica.outputs import prepare_output
+    if steps < 1:
+        raise UserError(f"--steps: {steps}; the encoder needs at least 1 training step")
+    prepare_output(out, overwrite, [sample_web])
     torch.manual_seed(seed)
     rng = random.Random(seed)
     size = 32

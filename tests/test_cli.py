@@ -173,3 +173,13 @@ def test_readme_lists_every_flag_of_every_command():
                  if a.option_strings and not set(a.option_strings) & common}
         flags |= {a.metavar or a.dest.upper() for a in sp._actions if not a.option_strings and a.dest != "help"}
         assert flags <= listed, (name, sorted(flags - listed))
+
+
+def test_set_before_and_after_the_command_both_apply(capsys):
+    """argparse replaces the list of an `append` option given before the command when the command's own
+    parser sees it again: both must reach the settings, the later one winning on the same key."""
+    import json
+    assert main(["--set", "stages.mine.seed=5", "--set", "stages.filter.low=0.2", "config",
+                 "--set", "stages.mine.main_content=false", "--set", "stages.filter.low=0.25"]) == 0
+    stages = json.loads(capsys.readouterr().out)["stages"]
+    assert (stages["mine"]["seed"], stages["mine"]["main_content"], stages["filter"]["low"]) == (5, False, 0.25)

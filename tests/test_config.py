@@ -33,7 +33,8 @@ def test_set_overrides_yaml():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("stages.mine.seed=abc", "pipelines.yaml: stages.mine.seed: expected an integer, got 'abc'"),
+    # a value given on the command line is named as given there, not as the file's
+    ("stages.mine.seed=abc", "--set stages.mine.seed=abc: stages.mine.seed: expected an integer, got 'abc'"),
     ("stages.mine.dedup.bands=8", "stages.mine.dedup.bands: unknown key"),
     ("stages.mine.download.allow_private_network=1",
      "stages.mine.download.allow_private_network: expected true or false, got 1"),
@@ -46,7 +47,23 @@ def test_set_overrides_yaml():
     ("stages.mine.dedup.near_dup_hamming=9", "stages.mine.dedup.near_dup_hamming: 9 is invalid"),
     ("stages.mine.dedup.lsh_max_bucket=1", "stages.mine.dedup.lsh_max_bucket: 1 is invalid"),
     ("profiles.local.model=huge", "profiles.local.model: 'huge' is not one of models"),
-    ("profiles.spark.stages.mine.reader=lxml", "pipelines.yaml: profiles.spark.stages.mine.reader: 'lxml' is invalid"),
+    ("profiles.spark.stages.mine.reader=lxml",
+     "--set profiles.spark.stages.mine.reader=lxml: profiles.spark.stages.mine.reader: 'lxml' is invalid"),
+    ("profiles.local.stages.train.max_steps=0", "profiles.local.stages.train.max_steps: 0 is invalid"),
+    # ranges: each would fail later inside a job, or give wrong output
+    ("stages.mine.download_threads=0", "stages.mine.download_threads: 0 is invalid: expected at least 1"),
+    ("stages.mine.pairs.max_pairs_per_page=-1", "stages.mine.pairs.max_pairs_per_page: -1 is invalid"),
+    ("stages.mine.download.timeout_s=-1.0", "stages.mine.download.timeout_s: -1.0 is invalid"),
+    ("stages.mine.prefilter.min_images_per_page=70", "stages.mine.prefilter.max_images_per_page: 64 is invalid"),
+    ("stages.mine.dedup.page_hamming=65", "stages.mine.dedup.page_hamming: 65 is invalid"),
+    ("stages.filter.high=2.0", "stages.filter.high: 2.0 is invalid"),
+    ("stages.filter.batch_size=0", "stages.filter.batch_size: 0 is invalid"),
+    ("stages.publish.shard_rows=0", "stages.publish.shard_rows: 0 is invalid"),
+    ("stages.train.batch_size=0", "stages.train.batch_size: 0 is invalid"),
+    ("stages.train.learning_rate=-1.0", "stages.train.learning_rate: -1.0 is invalid"),
+    ("stages.train.ema_decay=1.0", "stages.train.ema_decay: 1.0 is invalid"),
+    ("stages.evaluate.steps=0", "stages.evaluate.steps: 0 is invalid"),
+    ("stages.evaluate.guidance_scales=[0.0, -1.0]", "stages.evaluate.guidance_scales: [0.0, -1.0] is invalid"),
     ("nosuchsection.x=1", "nosuchsection is not a section"),
     ("stages.mine.seed", "expected KEY.PATH=VALUE"),
 ])

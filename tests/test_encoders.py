@@ -49,3 +49,6 @@ def test_missing_model_offline_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EncoderNotFound, match="this directory has no saved model"):
         load_encoder(str(tmp_path / "empty"))
+    for path in (tmp_path / "nothere", "./nothere", "/nonexistent/enc", f"{tmp_path}/nothere/"):
+        with pytest.raises(EncoderNotFound, match="no such folder"):  # not "download it from the hub"
+            load_encoder(str(path))

@@ -132,3 +132,16 @@ def test_patterns_match_domains_subdomains_and_url_globs():
     assert not p.matches("https://notexample.org/a.jpg") and not p.matches("https://site.io/public/1.png")
     with pytest.raises(UserError, match="list:1: 'bad/pattern'"):
         Patterns(["bad/pattern"], "list")
+
+
+def test_patterns_host_wildcards_any_case_and_the_ones_that_never_matched():
+    """An opt-out list is a compliance tool: `*blog.example*` and `HTTPS://SITE.IO/…` must match as written,
+    a pattern that cannot be a host is refused, and one that matched nothing is reported."""
+    p = Patterns(["*blog.example*", "HTTPS://SITE.IO/private/*", "typo.exmple", "Example.NET"], "list")
+    assert p.matches("http://www.blog.example/a.jpg") and p.matches("https://blog.example.org/x")
+    assert p.matches("https://site.io/private/1.png") and not p.matches("https://site.io/Private/1.png")
+    assert p.matches("https://cdn.example.net/a.jpg")
+    assert p.unmatched() == ["typo.exmple"]
+    for bad in ("[", "*", "blog.example:8080", "user@host.org"):
+        with pytest.raises(UserError, match="neither a domain"):
+            Patterns([bad], "list")

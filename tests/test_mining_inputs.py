@@ -78,6 +78,31 @@ def test_unreachable_input_is_counted_not_fatal():
     assert errors and errors[0][0] == "warc:open_error"
 
 
+def test_unreadable_inputs_are_named_and_a_run_with_none_readable_is_an_error(tmp_path, shared_warc):
+    """Each bad input is named, with its reason, in stats.json and on the console; the good one is mined.
+    When no input gives a single record, the run fails (exit 2) and its output is not marked complete."""
+    import json
+
+    from semantica.mining.pipeline import run_mine
+    from semantica.outputs import COMPLETE
+    settings = load_settings(REPO / "pipelines.yaml", "local", ["profiles.local.beam.direct_running_mode=in_memory",
+                                                                "stages.mine.download.enabled=false"])
+    (tmp_path / "text.warc").write_text("hello")
+    (tmp_path / "empty.warc.gz").write_bytes(b"")
+    (tmp_path / "notwarc.warc.gz").write_bytes(gzip.compress(b"hi\n"))
+    bad = [str(tmp_path / n) for n in ("empty.warc.gz", "notwarc.warc.gz", "text.warc")]
+    good = str(shared_warc / "iana-with-images.warc.gz")
+    stats = run_mine(settings, bad + [good], tmp_path / "mixed")
+    assert [(e["file"], e["reason"]) for e in stats["input_errors"]] == [
+        (bad[0], "warc:empty"), (bad[1], "warc:read_error"), (bad[2], "warc:read_error")]
+    assert "Invalid WARC header" in stats["input_errors"][2]["error"]
+    assert stats["pages"]["parsed"] > 0 and (tmp_path / "mixed" / COMPLETE).exists()
+    with pytest.raises(UserError, match=r"none of the 3 input file\(s\) could be read .*empty.warc.gz: warc:empty"):
+        run_mine(settings, bad, tmp_path / "none")
+    assert not (tmp_path / "none" / COMPLETE).exists()
+    assert len(json.loads((tmp_path / "none" / "stats.json").read_text())["input_errors"]) == 3
+
+
 @pytest.mark.parametrize("profile, runner, flags", [
     ("local", "DirectRunner", {"direct_num_workers": 2, "direct_running_mode": "multi_processing"}),
     ("dataflow", "DataflowRunner", {"project": "my-gcp-project", "region": "us-central1",

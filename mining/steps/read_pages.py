@@ -27,7 +27,10 @@ class ReadWarcs(beam.DoFn):
         counts: Counter = Counter()
         try:
             for kind, item in process_warc(location, self.cfg, counts):
-                yield item if kind == "page" else TaggedOutput(READ_OUTPUTS[kind], item)
+                if kind == "input_error":  # this file, named in stats.json
+                    yield S.input_error(*item)
+                else:
+                    yield item if kind == "page" else TaggedOutput(READ_OUTPUTS[kind], item)
         except Exception as e:  # noqa: BLE001 (outside any record: the rest of this file is lost, the job goes on)
             yield from failure_outputs(failure_row(S.READ_STAGE, e, warc_file=location))
         for key, n in counts.items():

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import random
+import re
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
@@ -39,35 +40,59 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- matching
+HOST_PATTERN = re.compile(r"[^/\s?#\[\]@:]+")  # a host name, IDN too, with `*` wildcards: no path, port, user
+
+
+def _lower_origin(url: str) -> str:
+    """Scheme and host are case-insensitive in a URL; the path is not."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}"
+
+
 class Patterns:
-    """URL / domain patterns: `example.com` (the domain and its subdomains), `*.cdn.net`,
-    or a URL with optional `*` wildcards (`https://site.org/private/*`)."""
+    """URL / domain patterns: `example.com` (the domain and its subdomains), `*.cdn.net` (the same),
+    a host with `*` wildcards (`*blog.example*`), or a URL with optional `*` wildcards
+    (`https://site.org/private/*`; scheme and host match in any case). `hits` holds the patterns that
+    matched a URL, so that a pattern that never did can be reported (a typo in an opt-out list)."""
 
     def __init__(self, lines: list[str], source: str):
-        self.domains, self.globs = set(), []
+        self.domains, self.host_globs, self.globs, self.hits = set(), [], [], set()
         for i, raw in enumerate(lines, 1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
             if "://" in line:
-                self.globs.append(line)
-            elif "/" in line or " " in line:
-                raise UserError(f"{source}:{i}: {line!r} is neither a domain nor a URL pattern")
+                self.globs.append(_lower_origin(line))
+                continue
+            host = line.lower()
+            host = host[2:] if host.startswith("*.") else host
+            if not HOST_PATTERN.fullmatch(host) or not host.strip("*."):
+                raise UserError(f"{source}:{i}: {line!r} is neither a domain (example.com, *.example.com, "
+                                f"*example*) nor a URL pattern (https://example.com/private/*)")
+            if "*" in host:
+                self.host_globs.append(host)
             else:
-                self.domains.add(line.lower().lstrip("*."))
+                self.domains.add(host)
         self.source = source
 
     def __len__(self) -> int:
-        return len(self.domains) + len(self.globs)
+        return len(self.domains) + len(self.host_globs) + len(self.globs)
 
     def matches(self, url: Optional[str]) -> bool:
         if not url:
             return False
         host = (urlsplit(url).hostname or "").lower()
         parts = host.split(".")
-        if any(".".join(parts[i:]) in self.domains for i in range(len(parts))):
-            return True
-        return any(fnmatch.fnmatchcase(url, g) for g in self.globs)
+        hit = {d for d in (".".join(parts[i:]) for i in range(len(parts))) if d in self.domains}
+        hit.update(g for g in self.host_globs if fnmatch.fnmatchcase(host, g))
+        url = _lower_origin(url)
+        hit.update(g for g in self.globs if fnmatch.fnmatchcase(url, g))
+        self.hits |= hit
+        return bool(hit)
+
+    def unmatched(self) -> list[str]:
+        return sorted((self.domains | set(self.host_globs) | set(self.globs)) - self.hits)
 
 
 def _read_lines(path: Optional[str], what: str) -> list[str]:
@@ -183,7 +208,6 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
     require_complete(pairs_dir, "publish")
-    prepare_output(out, overwrite)
     opt_out = Patterns(list(cfg.opt_out) + _read_lines(opt_out_file, "--opt-out"),
                        opt_out_file or "stages.publish.opt_out")
     blocklist = Patterns(_read_lines(cfg.url_blocklist, "stages.publish.url_blocklist"), cfg.url_blocklist or "")
@@ -196,10 +220,16 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
             except ValueError:
                 raise UserError(f"{cfg.phash_blocklist}:{i}: {line!r} is not a 16-digit hex pHash") from None
     classifier = load_classifier(cfg.safety_classifier)
+    inputs = [pairs_dir] + [f for f in (opt_out_file, cfg.url_blocklist, cfg.phash_blocklist) if f]
+    prepare_output(out, overwrite, inputs)  # after every list is read: a bad line leaves the output as it was
 
     pairs = sorted(pq.read_table(pairs_dir / "pairs").to_pylist(), key=lambda p: p["pair_id"])
     images = {r["image_id"]: r for r in pq.read_table(pairs_dir / "images").to_pylist()}
     kept, drops = curate(pairs, images, cfg, opt_out, blocklist, phash_block, classifier)
+    for patterns in (opt_out, blocklist):
+        if unmatched := patterns.unmatched():  # a typo in an opt-out list would otherwise pass unseen
+            log.warning("%s: %d pattern(s) matched no URL of these pairs: %s", patterns.source, len(unmatched),
+                        ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""))
     used = sorted({i for p in kept for i in (p["cond_image_id"], p["target_image_id"])})
     image_rows = [images[i] for i in used]
 
@@ -221,6 +251,7 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     stats = {"name": name, "pairs_in": len(pairs), "pairs": len(kept), "images": len(image_rows),
              "pages": len({p["page_url"] for p in kept}), "domains": len({p["domain"] for p in kept}),
              "drops": {"publish": drops}, "opt_out_patterns": len(opt_out), "url_blocklist_patterns": len(blocklist),
+             "unmatched_patterns": {"opt_out": opt_out.unmatched(), "url_blocklist": blocklist.unmatched()},
              "phash_blocklist_hashes": len(phash_block), "safety_classifier": cfg.safety_classifier,
              "sources": sources, "upstream": {k: upstream.get(k) for k in ("encoder", "low", "high", "drops")}}
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
