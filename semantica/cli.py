@@ -161,6 +161,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.training.trainer import run_train
     from semantica.encoders import load_encoder
     out = args.output
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--output {out}: the output must be a folder, and this is a file")
     # what later stages need, checked before the mining run (which may take hours) rather than after it
     if args.reference and not args.reference.exists():
         raise UserError(f"--reference {args.reference}: no such file or folder")

@@ -29,6 +29,20 @@ def _common(parser: argparse.ArgumentParser, top: bool, config_flag: bool = True
                         **({"default": False} if top else d))
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port}: a TCP port is 1..65535")
+    return port
+
+
+def _at_least_one(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: at least 1")
+    return n
+
+
 REMOTE_SCHEMES = ("gs", "s3", "hdfs", "azfs")  # Beam's filesystems besides the local one
 
 
@@ -82,7 +96,7 @@ def _serve_flags(sp: argparse.ArgumentParser) -> None:
     """`serve DIR`: where to serve a sample web's images."""
     sp.add_argument("folder", type=Path, metavar="DIR", help="a folder written by `semantica sample-web`")
     sp.add_argument("--host", help="address to bind (default: the sample web's host)")
-    sp.add_argument("--port", type=int, help="port (default: the port the sample web links to)")
+    sp.add_argument("--port", type=_port, help="port (default: the port the sample web links to)")
 
 
 def _mine_flags(sp: argparse.ArgumentParser) -> None:
@@ -183,7 +197,7 @@ def _evaluate_flags(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--steps", type=int, help="sampling steps (stages.evaluate.steps)")
     sp.add_argument("--scheduler", help="ddim | dpmsolver++ | ddpm (ancestral) (stages.evaluate.scheduler)")
     sp.add_argument("--seed", type=int, help="stages.evaluate.seed")
-    sp.add_argument("--max-reference", type=int, metavar="N", help="read at most N reference images")
+    sp.add_argument("--max-reference", type=_at_least_one, metavar="N", help="read at most N reference images")
     sp.add_argument("--per-class", action=argparse.BooleanOptionalAction, default=None,
                     help="with a labelled reference, also condition on one image per label (stages.evaluate.per_class)")
     sp.add_argument("--precision", choices=("auto", "bf16", "fp32"), help="sampling weights: auto = bf16 on a GPU, "

@@ -275,7 +275,7 @@ class TrainConfig(_Section):
         _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "above 0")
         _check(self.grad_clip > 0, "grad_clip", self.grad_clip, "above 0")
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay", self.ema_decay, "within [0, 1)")
-        _check(0.0 <= self.cond_dropout < 1.0, "cond_dropout", self.cond_dropout, "within [0, 1)")
+        _check(0.0 <= self.cond_dropout <= 1.0, "cond_dropout", self.cond_dropout, "within [0, 1]")
         _check(self.snr_gamma >= 0, "snr_gamma", self.snr_gamma, "at least 0 (0: no Min-SNR weighting)")
 
 

@@ -183,3 +183,21 @@ def test_set_before_and_after_the_command_both_apply(capsys):
                  "--set", "stages.mine.main_content=false", "--set", "stages.filter.low=0.25"]) == 0
     stages = json.loads(capsys.readouterr().out)["stages"]
     assert (stages["mine"]["seed"], stages["mine"]["main_content"], stages["filter"]["low"]) == (5, False, 0.25)
+
+
+def test_out_of_range_flags_binary_config_and_a_file_as_run_output_are_clear_errors(tmp_path, capsys):
+    parser = build_parser()
+    for argv, message in ((["serve", "sw", "--port", "99999"], "a TCP port is 1..65535"),
+                          (["evaluate", "--model", "m", "--reference", "r", "-o", "o", "--max-reference", "0"],
+                           "--max-reference: 0: at least 1")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        assert message in capsys.readouterr().err
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe")
+    assert main(["--config", str(binary), "config"]) == 2
+    assert "bin.yaml: not UTF-8 text" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["run", "-i", "x.warc.gz", "-o", str(afile)]) == 2
+    assert "the output must be a folder, and this is a file" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from semantica.errors import UserError
+from semantica.outputs import MARKER
 from semantica.mining import reasons as R
 from semantica.mining.pipeline import run_mine
 from semantica.sample_web import serve_sample_web
@@ -101,6 +102,7 @@ def test_same_input_same_output_and_reruns_refuse(mined, sample_web, sample_web_
     again = tmp_path / "again"
     again.mkdir()
     (again / "stale.txt").write_text("from an earlier run")
+    (again / MARKER).write_text("")  # an earlier run's folder: --overwrite may replace it
     with pytest.raises(UserError, match="not empty"):
         run_mine(offline(settings), [str(sample_web / "warc")], again)
     with serve_sample_web(sample_web, port=sample_web_port):

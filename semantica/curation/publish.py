@@ -101,7 +101,10 @@ def _read_lines(path: Optional[str], what: str) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{what} {path!r}: no such file")
-    return p.read_text(encoding="utf-8").splitlines()
+    try:
+        return p.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {path!r}: not UTF-8 text (byte {e.start})") from None
 
 
 def load_classifier(spec: Optional[str]) -> Optional[Callable]:
