@@ -269,10 +269,10 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     t0 = time.perf_counter()
     ev = settings.stages.evaluate  # num_samples ≥ 4, repeats ≥ 1, shots ≥ 1: checked by EvaluateConfig
     out = Path(out)
+    ref = _checked_reference(reference, max_reference, ev)  # before the output and the model: a bad one costs nothing
     prepare_output(out, overwrite, [model, reference] + ([encoder] if encoder else []))
     pipe, enc = _pipeline_and_encoder(model, encoder, ev)
     space = load_features(ev.features, enc, ev.inception_weights or None)
-    ref = _checked_reference(reference, max_reference, ev)
     labels = sorted({x for x in ref.labels if x is not None})
     judge, judge_info = _topic_judge(ref, labels, judge, ev)
     evaluator = Evaluator(pipe, ref, space, enc, ev, k_nearest=K_NEAREST, judge=judge)

@@ -240,6 +240,7 @@ def test_few_shot_loop_writes_metrics_report_and_is_deterministic(settings, untr
 def test_more_shots_than_reference_images_is_a_clear_error(settings, untrained_pipeline, reference_folder, tmp_path):
     with pytest.raises(UserError, match=r"--shots \[7\]"):
         _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "x", shots=[7], num_samples=8)
+    assert not (tmp_path / "x").exists()  # refused before any output folder is made
 
 
 class _MeanColour(torch.nn.Module):
@@ -282,7 +283,7 @@ def test_cli_evaluate(untrained_pipeline, reference_folder, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "k=1:" in out and "k=3:" in out and (tmp_path / "e" / "report.html").exists()
     assert main(["evaluate", "--model", str(tmp_path), "--reference", str(reference_folder), "-o",
-                 str(tmp_path / "f")]) == 2
+                 str(tmp_path / "f"), "--shots", "1"]) == 2
     assert "no model_index.json" in capsys.readouterr().err
 
 
