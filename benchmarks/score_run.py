@@ -32,5 +32,5 @@ print("few-shot k=8, 2 seeds:", {k: f[k] for k in SCORES})
 inputs = _demo_inputs(sw_dir, out / "inputs", sw.num_topics)
 e = s.stages.evaluate  # as the demo generates
 print(generate(run, inputs, 4, out / "variations", guidance=e.guidance, steps=e.steps, scheduler=e.scheduler,
-               seed=e.seed, precision=e.precision))
+               seed=e.seed, precision=e.precision, overwrite=True))
 print("seconds", time.time() - t)

@@ -270,7 +270,7 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     ev = settings.stages.evaluate  # num_samples ≥ 4, repeats ≥ 1, shots ≥ 1: checked by EvaluateConfig
     out = Path(out)
     ref = _checked_reference(reference, max_reference, ev)  # before the output and the model: a bad one costs nothing
-    prepare_output(out, overwrite, [model, reference] + ([encoder] if encoder else []))
+    prepare_output(out, overwrite, [model, reference] + ([encoder] if encoder and Path(encoder).exists() else []))
     pipe, enc = _pipeline_and_encoder(model, encoder, ev)
     space = load_features(ev.features, enc, ev.inception_weights or None)
     labels = sorted({x for x in ref.labels if x is not None})

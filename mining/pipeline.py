@@ -116,7 +116,7 @@ def run_mine(settings: Settings, inputs: list[str], out, overwrite: bool = False
     out = str(out).rstrip("/")
     locations = [loc if '://' in loc else os.path.abspath(loc)  # warc_file: where the input is, not as typed
                  for loc in resolve_inputs(inputs, cfg.commoncrawl_base_url)]
-    prepare_output(out, overwrite, inputs)
+    prepare_output(out, overwrite, list(inputs) + locations)  # the files a listing names, too
     allow = cfg.download.allow_private_network if allow_private is None else allow_private
     log.info("mining %d WARC file(s) → %s (runner %s)", len(locations), out, settings.profile.beam.get("runner"))
     t0 = time.perf_counter()

@@ -49,9 +49,14 @@ FLAG_KEYS: dict[str, dict[str, str]] = {
 
 def _overrides_from_flags(args: argparse.Namespace) -> list[str]:
     """The command's flags as `--set` overrides (values as JSON, which YAML reads back as they were)."""
-    return [f"{key.format(profile=args.profile)}={json.dumps(value)}"
+    return list(_flag_labels(args))
+
+
+def _flag_labels(args: argparse.Namespace) -> dict[str, str]:
+    """{override: the flag as the user gave it}, so that a bad value's error names the flag."""
+    return {f"{key.format(profile=args.profile)}={json.dumps(value)}": f"--{flag.replace('_', '-')} {value}"
             for flag, key in FLAG_KEYS.get(args.command, {}).items()
-            if (value := getattr(args, flag, None)) is not None]
+            if (value := getattr(args, flag, None)) is not None}
 
 
 @command("sample-web")
@@ -159,7 +164,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.curation.publish import run_publish
     from semantica.mining.pipeline import run_mine
     from semantica.training.trainer import run_train
-    from semantica.encoders import load_encoder
+    from semantica.encoders import check_encoder
     out = args.output
     if out.exists() and not out.is_dir():
         raise UserError(f"--output {out}: the output must be a folder, and this is a file")
@@ -167,7 +172,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.reference and not args.reference.exists():
         raise UserError(f"--reference {args.reference}: no such file or folder")
     for name in dict.fromkeys((settings.stages.filter.encoder, settings.stages.train.encoder)):
-        load_encoder(name)
+        check_encoder(name)
     out.mkdir(parents=True, exist_ok=True)
     settings.dump(out / "settings.json")
     stats = run_mine(settings, args.inputs, out / "mined", overwrite=args.overwrite)
@@ -239,7 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _train_config_flag(args)
     try:
         overrides = list(args.overrides) + list(getattr(args, "overrides_after_command", []))
-        settings = load_settings(args.config, args.profile, overrides + _overrides_from_flags(args))
+        flags = _flag_labels(args)
+        settings = load_settings(args.config, args.profile, overrides + list(flags), labels=flags)
         t0 = time.perf_counter()
         rc = COMMANDS[args.command](args, settings)
         log.debug("%s finished in %.1fs", args.command, time.perf_counter() - t0)

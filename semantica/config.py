@@ -59,15 +59,17 @@ def default_config_path() -> Path:
 
 
 def load_settings(path: Optional[Path] = None, profile: str = "local",
-                  overrides: typing.Sequence[str] = ()) -> Settings:
-    """Load, override, validate. Every profile is validated, not only the chosen one."""
+                  overrides: typing.Sequence[str] = (), labels: Optional[dict] = None) -> Settings:
+    """Load, override, validate. Every profile is validated, not only the chosen one. `labels`: how the
+    user wrote an override that came from a command's flag ({override: "--steps 0"}), for its errors."""
     path = Path(path) if path else default_config_path()
     raw = _read(path)
     # `--set stages.…` wins over the profile's own stage overrides too: applied after the merge
     stage_overrides = [o for o in overrides if o.partition("=")[0].strip().startswith("stages.")]
     for item in overrides:
         _apply_override(raw, item, path)
-    given = {o.partition("=")[0].strip(): o for o in overrides}  # an error in one of them names the --set
+    # an error in a value given on the command line names it as given there
+    given = {o.partition("=")[0].strip(): (labels or {}).get(o, f"--set {o}") for o in overrides}
     doc = _validate(_Document, raw, path, given=given)  # the base stages alone, so their errors name `stages.…`
     if profile not in doc.profiles:
         raise ConfigError(f"{path}: profiles: no profile {profile!r} (have: {', '.join(doc.profiles)})")
@@ -154,8 +156,12 @@ def _validate(tp: type, value: Any, source: Path, prefix: tuple = (), given: Opt
         key = f"{path}.{error.key}" if isinstance(error, _Invalid) else path
         # a profile's stage key is set as `stages.…` on the command line too (see load_settings)
         short = "stages." + key.split(".stages.", 1)[1] if key.startswith("profiles.") and ".stages." in key else key
-        item = next((given[k] for k in (key, short) if k in (given or {})), None)
-        where = f"--set {item}: {path}" if item else f"{source}: {path}"
+        given = given or {}
+        item = next((given[k] for k in (key, short) if k in given), None)
+        if item is None and isinstance(error, _Invalid):  # a check of two keys: the one the user gave
+            item = next((v for k, v in given.items() if k.startswith((f"{path}.", f"{short.rsplit('.', 1)[0]}."))),
+                        None)
+        where = f"{item}: {path}" if item else f"{source}: {path}"
         if isinstance(error, _Invalid):
             msg = f"{where}.{error.key}: {error.value!r} is invalid: expected {error.expected}"
         elif err["type"] == "missing":

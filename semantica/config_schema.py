@@ -359,12 +359,17 @@ BeamValue = Union[Bool, Int, Float, Str]
 
 
 @section
-class RayConfig:
+class RayConfig(_Section):
     address: Optional[Str]
     num_workers: Int
     use_gpu: Bool
     cpus_per_worker: Float
     gpus_per_worker: Float
+
+    def check(self) -> None:
+        _check(self.num_workers >= 1, "num_workers", self.num_workers, "at least 1")
+        _check(self.cpus_per_worker > 0, "cpus_per_worker", self.cpus_per_worker, "above 0")
+        _check(self.gpus_per_worker >= 0, "gpus_per_worker", self.gpus_per_worker, "at least 0")
 
 
 @section

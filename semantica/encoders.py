@@ -95,10 +95,38 @@ def _device_dtype(device: Optional[str]) -> tuple[torch.device, torch.dtype]:
 
 
 def _names_a_path(name: str) -> bool:
-    """A name that can only be a local folder: not ORG/NAME (a hub id), or ORG/NAME under a folder that exists."""
-    path = Path(name).expanduser()
-    return (name.startswith(("/", "./", "../", "~")) or name.count("/") >= 2 or name.endswith("/")
-            or (path.parent != Path(".") and path.parent.is_dir()))
+    """A name that can only be a local folder, never a hub id (ORG/NAME)."""
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") >= 2 or name.endswith("/")
+
+
+def _local_or_missing(name: str) -> bool:
+    """True for a local folder; an error for a path that names no folder."""
+    if Path(name).is_dir():
+        return True
+    if _names_a_path(name):
+        raise EncoderNotFound(f"encoder {name!r}: no such folder (a hub id is ORG/NAME; a local encoder "
+                              f"is a folder saved with `save_pretrained` or `semantica tiny-encoder`)")
+    return False
+
+
+def _not_found(name, local: bool, e: Exception) -> EncoderNotFound:
+    where = "this directory has no saved model" if local else (
+        "it is not in the local Hugging Face cache and the hub cannot be reached (offline?)")
+    return EncoderNotFound(
+        f"encoder {name!r}: cannot load: {where}. Download it where there is a network "
+        f"(`huggingface-cli download {name}`) and copy the cache, pass a local directory, or "
+        f"train a tiny one for offline runs with `semantica tiny-encoder`. ({type(e).__name__}: "
+        f"{str(e).splitlines()[0][:200]})")
+
+
+def check_encoder(name_or_path: str) -> None:
+    """That `load_encoder` will find the encoder, reading its config only (no weights, no device)."""
+    from transformers import AutoConfig
+    local = _local_or_missing(str(name_or_path))
+    try:
+        AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as e:
+        raise _not_found(name_or_path, local, e) from None
 
 
 def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncoder:
@@ -108,10 +136,7 @@ def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncod
     from transformers import AutoConfig, AutoImageProcessor
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    local = Path(name_or_path).is_dir()
-    if not local and _names_a_path(str(name_or_path)):
-        raise EncoderNotFound(f"encoder {str(name_or_path)!r}: no such folder (a hub id is ORG/NAME; a local encoder "
-                              f"is a folder saved with `save_pretrained` or `semantica tiny-encoder`)")
+    local = _local_or_missing(str(name_or_path))
     try:
         config = AutoConfig.from_pretrained(name_or_path)
         family = config.model_type
@@ -122,12 +147,6 @@ def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncod
         model = model_cls.from_pretrained(name_or_path, torch_dtype=dtype)
         processor = AutoImageProcessor.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:  # ValueError: a directory without a model's config.json
-        where = "this directory has no saved model" if local else (
-            "it is not in the local Hugging Face cache and the hub cannot be reached (offline?)")
-        raise EncoderNotFound(
-            f"encoder {name_or_path!r}: cannot load: {where}. Download it where there is a network "
-            f"(`huggingface-cli download {name_or_path}`) and copy the cache, pass a local directory, or "
-            f"train a tiny one for offline runs with `semantica tiny-encoder`. ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:200]})") from None
+        raise _not_found(name_or_path, local, e) from None
     log.info("encoder %s (%s, %d-dim) on %s", name_or_path, family, config.hidden_size, dev)
     return FrozenEncoder(model.to(dev), processor, str(name_or_path), family).to(dev)

@@ -30,6 +30,9 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
         _check_local_output(Path(out), inputs)
     if remote:
         from apache_beam.io.filesystems import FileSystems
+        for given in inputs:  # a URL input under the output URL
+            if str(given).rstrip("/") == out or str(given).startswith(out + "/"):
+                raise UserError(f"{out}: the output cannot be, or hold, the input {given}")
         existing = [m.path for r in FileSystems.match([out + "/**"]) for m in r.metadata_list]
         names = {p[len(out) + 1:].split("/", 1)[0] for p in existing}
     else:
@@ -48,10 +51,13 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
             FileSystems.delete(existing)
         else:
             shutil.rmtree(out)
+    text = b"written by semantica: `--overwrite` may replace this folder\n"
     if remote:
+        with FileSystems.create(f"{out}/{MARKER}") as f:
+            f.write(text)
         return
     Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / MARKER).write_text("written by semantica: `--overwrite` may replace this folder\n")
+    (Path(out) / MARKER).write_bytes(text)
 
 
 def _check_local_output(out: Path, inputs: Iterable) -> None:

@@ -197,6 +197,8 @@ def test_out_of_range_flags_binary_config_and_a_file_as_run_output_are_clear_err
     binary.write_bytes(b"\xff\xfe")
     assert main(["--config", str(binary), "config"]) == 2
     assert "bin.yaml: not UTF-8 text" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "m", "--reference", "r", "-o", "o", "--steps", "0"]) == 2
+    assert "error: --steps 0: stages.evaluate.steps: 0 is invalid" in capsys.readouterr().err  # the flag, not --set
     afile = tmp_path / "afile"
     afile.write_text("x")
     assert main(["run", "-i", "x.warc.gz", "-o", str(afile)]) == 2

@@ -57,6 +57,9 @@ def test_set_overrides_yaml():
     ("stages.mine.prefilter.min_images_per_page=70", "stages.mine.prefilter.max_images_per_page: 64 is invalid"),
     ("stages.mine.dedup.page_hamming=65", "stages.mine.dedup.page_hamming: 65 is invalid"),
     ("stages.filter.high=2.0", "stages.filter.high: 2.0 is invalid"),
+    # a check of two keys names the one given on the command line
+    ("stages.filter.high=0.2", "--set stages.filter.high=0.2: stages.filter.low: 0.3 is invalid"),
+    ("profiles.local.ray.num_workers=0", "profiles.local.ray.num_workers: 0 is invalid"),
     ("stages.filter.batch_size=0", "stages.filter.batch_size: 0 is invalid"),
     ("stages.publish.shard_rows=0", "stages.publish.shard_rows: 0 is invalid"),
     ("stages.train.batch_size=0", "stages.train.batch_size: 0 is invalid"),

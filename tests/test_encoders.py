@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from semantica.encoders import EncoderNotFound, load_encoder
+from semantica.encoders import EncoderNotFound, check_encoder, load_encoder
 from semantica.tiny_encoder import build_tiny_encoder
 
 
@@ -52,3 +52,10 @@ def test_missing_model_offline_is_a_clear_error(tmp_path):
     for path in (tmp_path / "nothere", "./nothere", "/nonexistent/enc", f"{tmp_path}/nothere/"):
         with pytest.raises(EncoderNotFound, match="no such folder"):  # not "download it from the hub"
             load_encoder(str(path))
+        with pytest.raises(EncoderNotFound, match="no such folder"):
+            check_encoder(str(path))
+    with pytest.raises(EncoderNotFound, match="this directory has no saved model"):
+        check_encoder(str(tmp_path / "empty"))
+    with pytest.raises(EncoderNotFound, match="not in the local Hugging Face cache"):
+        check_encoder("facebook/dinov2-nonexistent")
+    check_encoder(str(build_tiny_encoder(tmp_path / "saved")))  # its config is enough: no weights loaded

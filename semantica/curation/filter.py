@@ -113,7 +113,7 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
     require_complete(pairs_dir, "filter")
     from semantica.encoders import load_encoder
     load_encoder(encoder)  # fail here, in one clear line, rather than inside a worker
-    prepare_output(out, overwrite, [pairs_dir, encoder])
+    prepare_output(out, overwrite, [pairs_dir, encoder] if Path(encoder).exists() else [pairs_dir])
     t0 = time.perf_counter()
     with beam_logs_to_file(log_path(str(out))), beam_options(settings) as options, beam.Pipeline(options=options) as p:
         images = p | "ReadImages" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"))

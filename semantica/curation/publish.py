@@ -43,6 +43,17 @@ log = logging.getLogger(__name__)
 HOST_PATTERN = re.compile(r"[^/\s?#\[\]@:]+")  # a host name, IDN too, with `*` wildcards: no path, port, user
 
 
+def _idna(host: str) -> str:
+    """A host as the miner keeps it (mining/urls.py): IDNA labels, wildcards left as they are."""
+    if host.isascii():
+        return host
+    try:
+        return ".".join(label if label.isascii() else label.encode("idna").decode("ascii")
+                        for label in host.split("."))
+    except UnicodeError:
+        return host
+
+
 def _lower_origin(url: str) -> str:
     """Scheme and host are case-insensitive in a URL; the path is not."""
     scheme, sep, rest = url.partition("://")
@@ -53,11 +64,11 @@ def _lower_origin(url: str) -> str:
 class Patterns:
     """URL / domain patterns: `example.com` (the domain and its subdomains), `*.cdn.net` (the same),
     a host with `*` wildcards (`*blog.example*`), or a URL with optional `*` wildcards
-    (`https://site.org/private/*`; scheme and host match in any case). `hits` holds the patterns that
-    matched a URL, so that a pattern that never did can be reported (a typo in an opt-out list)."""
+    (`https://site.org/private/*`; scheme and host match in any case). Hosts are compared as the miner
+    writes them: lower case, IDNA (punycode), no trailing dot."""
 
     def __init__(self, lines: list[str], source: str):
-        self.domains, self.host_globs, self.globs, self.hits = set(), [], [], set()
+        self.domains, self.host_globs, self.globs = set(), [], []
         for i, raw in enumerate(lines, 1):
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -70,6 +81,7 @@ class Patterns:
             if not HOST_PATTERN.fullmatch(host) or not host.strip("*."):
                 raise UserError(f"{source}:{i}: {line!r} is neither a domain (example.com, *.example.com, "
                                 f"*example*) nor a URL pattern (https://example.com/private/*)")
+            host = _idna(host.rstrip("."))
             if "*" in host:
                 self.host_globs.append(host)
             else:
@@ -79,20 +91,27 @@ class Patterns:
     def __len__(self) -> int:
         return len(self.domains) + len(self.host_globs) + len(self.globs)
 
-    def matches(self, url: Optional[str]) -> bool:
+    def hits(self, url: Optional[str]) -> set:
+        """The patterns that match `url`."""
         if not url:
-            return False
-        host = (urlsplit(url).hostname or "").lower()
+            return set()
+        host = _idna((urlsplit(url).hostname or "").rstrip(".").lower())
         parts = host.split(".")
         hit = {d for d in (".".join(parts[i:]) for i in range(len(parts))) if d in self.domains}
         hit.update(g for g in self.host_globs if fnmatch.fnmatchcase(host, g))
         url = _lower_origin(url)
         hit.update(g for g in self.globs if fnmatch.fnmatchcase(url, g))
-        self.hits |= hit
-        return bool(hit)
+        return hit
 
-    def unmatched(self) -> list[str]:
-        return sorted((self.domains | set(self.host_globs) | set(self.globs)) - self.hits)
+    def matches(self, url: Optional[str]) -> bool:
+        return bool(self.hits(url))
+
+    def unmatched(self, urls) -> list[str]:
+        """The patterns that match none of `urls`: a typo in an opt-out list would otherwise pass unseen."""
+        hit: set = set()
+        for url in urls:
+            hit |= self.hits(url)
+        return sorted((self.domains | set(self.host_globs) | set(self.globs)) - hit)
 
 
 def _read_lines(path: Optional[str], what: str) -> list[str]:
@@ -229,10 +248,16 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     pairs = sorted(pq.read_table(pairs_dir / "pairs").to_pylist(), key=lambda p: p["pair_id"])
     images = {r["image_id"]: r for r in pq.read_table(pairs_dir / "images").to_pylist()}
     kept, drops = curate(pairs, images, cfg, opt_out, blocklist, phash_block, classifier)
-    for patterns in (opt_out, blocklist):
-        if unmatched := patterns.unmatched():  # a typo in an opt-out list would otherwise pass unseen
-            log.warning("%s: %d pattern(s) matched no URL of these pairs: %s", patterns.source, len(unmatched),
-                        ", ".join(unmatched[:10]) + (" …" if len(unmatched) > 10 else ""))
+    # every URL, not only those curate looked at before a pair was dropped; the names go to the log only
+    # (the published stats.json would otherwise publish who opted out)
+    urls = {p.get(k) for p in pairs for k in ("page_url", "cond_url", "target_url")} | {
+        img["url"] for img in images.values()}
+    unmatched = {}
+    for what, patterns in (("opt_out", opt_out), ("url_blocklist", blocklist)):
+        unmatched[what] = names = patterns.unmatched(urls)
+        if names:
+            shown = ", ".join(names[:10]) + (" …" if len(names) > 10 else "")
+            log.warning("%s: %d pattern(s) matched no URL of these pairs: %s", patterns.source, len(names), shown)
     used = sorted({i for p in kept for i in (p["cond_image_id"], p["target_image_id"])})
     image_rows = [images[i] for i in used]
 
@@ -254,7 +279,7 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     stats = {"name": name, "pairs_in": len(pairs), "pairs": len(kept), "images": len(image_rows),
              "pages": len({p["page_url"] for p in kept}), "domains": len({p["domain"] for p in kept}),
              "drops": {"publish": drops}, "opt_out_patterns": len(opt_out), "url_blocklist_patterns": len(blocklist),
-             "unmatched_patterns": {"opt_out": opt_out.unmatched(), "url_blocklist": blocklist.unmatched()},
+             "unmatched_patterns": {what: len(names) for what, names in unmatched.items()},
              "phash_blocklist_hashes": len(phash_block), "safety_classifier": cfg.safety_classifier,
              "sources": sources, "upstream": {k: upstream.get(k) for k in ("encoder", "low", "high", "drops")}}
     (out / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n")
