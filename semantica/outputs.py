@@ -5,7 +5,7 @@ the stages that read a folder refuse one without it (a killed run's half-written
 
 --overwrite deletes a folder only when semantica wrote it: MARKER is written into every output
 folder first thing (so a killed run's folder can be replaced too), and folders from before the
-marker are known by the files their commands wrote (OUTPUT_FILES). Nor is an output that is, or
+marker are known by the files their commands wrote (OLDER_OUTPUTS). Nor is an output that is, or
 holds, one of the command's inputs, or the folder the command runs in, ever emptied."""
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ from typing import Iterable
 from semantica.errors import UserError
 
 MARKER = ".semantica-output"
-# what each command writes, for folders written before MARKER: mine / filter / publish, sample-web, evaluate, run / demo
-OUTPUT_FILES = {MARKER, "_SUCCESS", "stats.json", "manifest.json", "metrics.json", "settings.json"}
+# Folders written before MARKER, by what their commands wrote together (one generic name such as
+# manifest.json alone is not enough): mine / filter / publish, sample-web, evaluate, run / demo.
+OLDER_OUTPUTS = ({"_SUCCESS"}, {"stats.json", "pairs"}, {"manifest.json", "ground_truth", "warc"},
+                 {"metrics.json", "report.html"}, {"settings.json", "mined"}, {"settings.json", "sample-web"})
 
 
 def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
@@ -44,9 +46,9 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
         cwd = Path(os.getcwd()).resolve()
         if not remote and (Path(out).resolve() == cwd or Path(out).resolve() in cwd.parents):
             raise UserError(f"{out}: --overwrite would delete the folder this command runs in")
-        if not names & OUTPUT_FILES:
-            raise UserError(f"{out}: --overwrite replaces only a folder that semantica wrote, and this one holds none "
-                            f"of {sorted(OUTPUT_FILES)}; remove it yourself or choose another output")
+        if MARKER not in names and not any(sig <= names for sig in OLDER_OUTPUTS):
+            raise UserError(f"{out}: --overwrite replaces only a folder that semantica wrote (it holds {MARKER}), "
+                            f"and this one does not look like one; remove it yourself or choose another output")
         if remote:
             FileSystems.delete(existing)
         else:

@@ -26,11 +26,16 @@ def test_overwrite_replaces_a_marked_output_and_an_older_unmarked_one(tmp_path):
     (out / "old.parquet").write_text("x")
     prepare_output(out, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == [MARKER]
-    older = tmp_path / "older"  # written before the marker existed: known by its stats.json
-    older.mkdir()
+    older = tmp_path / "older"  # written before the marker existed: known by what mine wrote
+    (older / "pairs").mkdir(parents=True)
     (older / "stats.json").write_text("{}")
     prepare_output(older, overwrite=True)
     assert sorted(p.name for p in older.iterdir()) == [MARKER]
+    yours = tmp_path / "yours"  # one generic file name is not enough
+    yours.mkdir()
+    (yours / "manifest.json").write_text("{}")
+    with pytest.raises(UserError, match="does not look like one"):
+        prepare_output(yours, overwrite=True)
 
 
 def test_output_may_not_be_or_hold_an_input(tmp_path):
@@ -59,12 +64,12 @@ def test_output_that_is_a_file_or_under_one_is_a_clear_error(tmp_path):
 def test_overwrite_never_deletes_the_folder_the_command_runs_in(tmp_path, monkeypatch):
     here = tmp_path / "here"
     here.mkdir()
-    (here / "stats.json").write_text("{}")
+    (here / MARKER).write_text("")
     monkeypatch.chdir(here)
     for out in (".", str(tmp_path)):
         with pytest.raises(UserError, match="folder this command runs in"):
             prepare_output(out, overwrite=True)
-    assert (here / "stats.json").exists()
+    assert (here / MARKER).exists()
 
 
 def test_mine_with_its_input_folder_as_output_keeps_the_input(settings, shared_warc, tmp_path):
@@ -73,7 +78,7 @@ def test_mine_with_its_input_folder_as_output_keeps_the_input(settings, shared_w
     folder = tmp_path / "crawl"
     folder.mkdir()
     shutil.copy(src, folder / src.name)
-    (folder / "stats.json").write_text("{}")  # looks like an output, so only the input rule can save it
+    (folder / MARKER).write_text("")  # looks like an output, so only the input rule can save it
     with pytest.raises(UserError, match="cannot be, or hold, the input"):
         run_mine(settings, [str(folder)], folder, overwrite=True)
     assert (folder / src.name).stat().st_size == src.stat().st_size
