@@ -184,6 +184,6 @@ def process_warc(location: str, cfg: MineConfig, counts: Counter) -> Iterator[tu
         yield "input_error", (location, R.WARC_EMPTY, "no WARC or ARC record in the file")
     for reason, detail in errors:
         counts[S.of_reason(reason)] += 1
-        log.warning("%s", detail.splitlines()[0] if detail else reason)
         first = detail.splitlines()[0] if detail else reason
+        log.warning("%s", first)
         yield "input_error", (location, reason, first.removeprefix(f"{location}: "))

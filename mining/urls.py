@@ -51,7 +51,7 @@ def _normalise_part(part: str) -> str:
     return out.decode("ascii")
 
 
-def _host(host: str) -> Optional[str]:
+def canonical_host(host: str) -> Optional[str]:
     host = host.rstrip(".").lower()
     if host.isascii():
         return host
@@ -70,7 +70,7 @@ def canonical_url(url: str) -> str:
         if scheme not in DEFAULT_PORTS or not parts.netloc:
             return url
         port = parts.port  # ValueError on a port that is not a number
-        host = _host(parts.hostname or "")
+        host = canonical_host(parts.hostname or "")
     except ValueError:
         return url
     if host is None:

@@ -165,9 +165,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from semantica.mining.pipeline import run_mine
     from semantica.training.trainer import run_train
     from semantica.encoders import check_encoder
+    from semantica.outputs import check_local_output
     out = args.output
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--output {out}: the output must be a folder, and this is a file")
+    check_local_output(out)  # the stages' folders go under it
     # what later stages need, checked before the mining run (which may take hours) rather than after it
     if args.reference and not args.reference.exists():
         raise UserError(f"--reference {args.reference}: no such file or folder")

@@ -28,8 +28,6 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
     globs), which the output must neither be nor contain."""
     out = str(out).rstrip("/") or "/"
     remote = "://" in out
-    if not remote:
-        _check_local_output(Path(out), inputs)
     if remote:
         from apache_beam.io.filesystems import FileSystems
         for given in inputs:  # a URL input under the output URL
@@ -38,6 +36,7 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
         existing = [m.path for r in FileSystems.match([out + "/**"]) for m in r.metadata_list]
         names = {p[len(out) + 1:].split("/", 1)[0] for p in existing}
     else:
+        check_local_output(Path(out), inputs)
         existing = list(Path(out).iterdir()) if Path(out).is_dir() else []
         names = {p.name for p in existing}
     if existing:
@@ -62,7 +61,8 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
     (Path(out) / MARKER).write_bytes(text)
 
 
-def _check_local_output(out: Path, inputs: Iterable) -> None:
+def check_local_output(out: Path, inputs: Iterable = ()) -> None:
+    """A local output folder that can be made, and is neither one of `inputs` nor holds one."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: the output must be a folder, and this is a file")
     for parent in out.parents:

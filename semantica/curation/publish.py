@@ -34,6 +34,7 @@ from PIL import Image
 from semantica.config import PublishConfig, Settings
 from semantica.errors import UserError
 from semantica.images import hamming, to_rgb, to_signed
+from semantica.mining.urls import canonical_host
 from semantica.outputs import mark_complete, prepare_output, require_complete
 
 log = logging.getLogger(__name__)
@@ -43,15 +44,9 @@ log = logging.getLogger(__name__)
 HOST_PATTERN = re.compile(r"[^/\s?#\[\]@:]+")  # a host name, IDN too, with `*` wildcards: no path, port, user
 
 
-def _idna(host: str) -> str:
-    """A host as the miner keeps it (mining/urls.py): IDNA labels, wildcards left as they are."""
-    if host.isascii():
-        return host
-    try:
-        return ".".join(label if label.isascii() else label.encode("idna").decode("ascii")
-                        for label in host.split("."))
-    except UnicodeError:
-        return host
+def _host(host: str) -> str:
+    """A host (or a host pattern) as the miner keeps it: lower case, IDNA, no trailing dot."""
+    return canonical_host(host) or host.rstrip(".").lower()
 
 
 def _lower_origin(url: str) -> str:
@@ -81,7 +76,7 @@ class Patterns:
             if not HOST_PATTERN.fullmatch(host) or not host.strip("*."):
                 raise UserError(f"{source}:{i}: {line!r} is neither a domain (example.com, *.example.com, "
                                 f"*example*) nor a URL pattern (https://example.com/private/*)")
-            host = _idna(host.rstrip("."))
+            host = _host(host)
             if "*" in host:
                 self.host_globs.append(host)
             else:
@@ -95,7 +90,7 @@ class Patterns:
         """The patterns that match `url`."""
         if not url:
             return set()
-        host = _idna((urlsplit(url).hostname or "").rstrip(".").lower())
+        host = _host(urlsplit(url).hostname or "")
         parts = host.split(".")
         hit = {d for d in (".".join(parts[i:]) for i in range(len(parts))) if d in self.domains}
         hit.update(g for g in self.host_globs if fnmatch.fnmatchcase(host, g))
@@ -108,6 +103,8 @@ class Patterns:
 
     def unmatched(self, urls) -> list[str]:
         """The patterns that match none of `urls`: a typo in an opt-out list would otherwise pass unseen."""
+        if not len(self):
+            return []  # no list: nothing to parse every URL for
         hit: set = set()
         for url in urls:
             hit |= self.hits(url)
