@@ -34,7 +34,6 @@ from PIL import Image
 from semantica.config import PublishConfig, Settings
 from semantica.errors import UserError
 from semantica.images import hamming, to_rgb, to_signed
-from semantica.mining.urls import canonical_host
 from semantica.outputs import mark_complete, prepare_output, require_complete
 
 log = logging.getLogger(__name__)
@@ -45,8 +44,13 @@ HOST_PATTERN = re.compile(r"[^/\s?#\[\]@:]+")  # a host name, IDN too, with `*` 
 
 
 def _host(host: str) -> str:
-    """A host (or a host pattern) as the miner keeps it: lower case, IDNA, no trailing dot."""
-    return canonical_host(host) or host.rstrip(".").lower()
+    """A host (or a host pattern) as the miner keeps it (mining/urls.py's canonical_host, which curation may not
+    import: tests/test_layout.py): lower case, IDNA, no trailing dot."""
+    host = host.rstrip(".").lower()
+    try:
+        return host if host.isascii() else host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 def _lower_origin(url: str) -> str:
