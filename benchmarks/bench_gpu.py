@@ -23,6 +23,8 @@ data path hands them over.
                  fast+tune  + `compile_tune_kernels`: inductor times its fused kernels' block sizes
                  fast+graphs+tune  both
                  fast+graphs+enc  fast+graphs + `compile_encoder`: the frozen encoder compiled too
+                 fast+graphs+enc+mm  fast+graphs+enc + `compile_1x1_as_matmul`: inductor lowers the 1×1 convs
+                            (attention blocks' proj_in/proj_out, skip projections) to matmuls
                  fast+graphs+enc+ddp  the same inside DistributedDataParallel (nccl, world size 1), as Ray's
                             `prepare_model` wraps it: compiled UNet and CUDA graphs under DDP's gradient hooks
   unet         UNet forward + backward alone (bf16 autocast), shipped vs heads+cl
@@ -76,7 +78,7 @@ BF16_PEAK_TFLOPS = {"H200": 989.4, "GH200": 989.4, "H100": 989.4, "H100 PCIe": 7
                     "H800": 989.4, "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.1, "L40": 181.0,
                     "L4": 121.0, "RTX 6000 Ada": 364.2, "RTX 4090": 165.2, "A6000": 154.8, "V100": None}
 FAST_KEYS = ("channels_last", "compile", "compile_channels_last", "tf32", "fused_optimizer", "ema_foreach",
-             "pin_memory", "gradient_checkpointing", "compile_tune_kernels", "compile_encoder")
+             "pin_memory", "gradient_checkpointing", "compile_tune_kernels", "compile_encoder", "compile_1x1_as_matmul")
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -173,6 +175,8 @@ def train_variants(base: TrainConfig, smoke: bool) -> list[tuple[str, TrainConfi
                 ("graphs", {"compile_mode": "reduce-overhead"}), ("tune", {"compile_tune_kernels": True}),
                 ("graphs+tune", {"compile_mode": "reduce-overhead", "compile_tune_kernels": True}),
                 ("graphs+enc", {"compile_mode": "reduce-overhead", "compile_encoder": True}),
+                ("graphs+enc+mm", {"compile_mode": "reduce-overhead", "compile_encoder": True,
+                                   "compile_1x1_as_matmul": True}),
                 ("graphs+enc+ddp", {"compile_mode": "reduce-overhead", "compile_encoder": True}))])]
 
 
@@ -235,9 +239,12 @@ def bench_train(b: Bench, model_cfg: ModelConfig, cfgs, encoder, batch: int, arg
         first = time.perf_counter() - t0
         sec = timed_rounds(step, dev, args.warmup, args.steps, args.rounds)
         b.record("train", name, batch, sec, b.flops[(old, batch)], first_step_s=round(first, 1))
-        if args.profile_steps and cfg.compile == (not args.smoke) and name == "fast" and not b.profiled:
+        if args.profile_steps and name == args.profile_variant and not b.profiled:
             b.profiled = True
-            profile_steps(step, dev, args.profile_steps)
+            try:  # a trace that fails (a profiler/CUDA-graph clash, say) must not cost the variants after it
+                profile_steps(step, dev, args.profile_steps)
+            except Exception as e:
+                print(f"profile failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
         state = model = None  # free them before the next variant (`step` holds `state`)
         encoder = shared_encoder  # and a compiled copy of the encoder
     configure_backends(dataclasses.replace(cfgs[0][1], tf32=False), dev)
@@ -284,7 +291,15 @@ def profile_steps(step, device: torch.device, n: int) -> None:
         print(f"    {e.device_time_total / 1e3 / n:8.1f}  {e.count // n:5d}  {e.key} {str(e.input_shapes)[:120]}",
               flush=True)
     print("  busiest kernels (ms/step, calls/step):", flush=True)
-    for e in sorted(events, key=lambda e: -getattr(e, key))[:15]:
+    kernels = sorted((e for e in events if "CompiledFxGraph" not in e.key), key=lambda e: -getattr(e, key))
+    for e in kernels[:15]:
+        print(f"    {getattr(e, key) / 1e3 / n:8.1f}  {e.count // n:5d}  {e.key[:110]}", flush=True)
+    fused = [e for e in kernels if e.key.startswith("triton_")]  # inductor's kernels: triton_{red,per,poi}_fused_…
+    by_kind = {k: sum(getattr(e, key) for e in fused if e.key.startswith(f"triton_{k}_")) / 1e3 / n
+               for k in ("red", "per", "poi")}
+    print(f"  inductor's fused kernels, ms/step: reductions {by_kind['red']:.1f}, persistent reductions "
+          f"{by_kind['per']:.1f}, pointwise {by_kind['poi']:.1f}; the busiest:", flush=True)
+    for e in fused[:12]:
         print(f"    {getattr(e, key) / 1e3 / n:8.1f}  {e.count // n:5d}  {e.key[:110]}", flush=True)
 
 
@@ -408,10 +423,11 @@ def main(argv=None) -> int:
                     help="per-GPU batches of the compiled fast path, in this order (default: --batches, largest first)")
     ap.add_argument("--variants", help="only these train variants, comma-separated, run in that order (default all: "
                     "shipped,heads,+cl,+opt,+ckpt,fast-heuristic,fast,fast+graphs,fast+tune,fast+graphs+tune,fast+graphs+enc,"
-                    "fast+graphs+enc+ddp)")
+                    "fast+graphs+enc+mm,fast+graphs+enc+ddp)")
     ap.add_argument("--profile-steps", type=int, default=0,
-                    help="after the first compiled fast-path figure, trace this many steps with torch.profiler "
+                    help="after the first figure of --profile-variant, trace this many steps with torch.profiler "
                          "and print kernel time by kind (default 0: no trace)")
+    ap.add_argument("--profile-variant", default="fast", help="the train variant --profile-steps traces (default fast)")
     ap.add_argument("--sample-images", type=int, default=128, help="images per sampling run (default 128)")
     ap.add_argument("--json", type=Path, help="append every row to this JSON-lines file as it is measured")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (tiny model, tiny encoder, batch 2), no "
