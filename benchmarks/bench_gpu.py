@@ -23,8 +23,6 @@ data path hands them over.
                  fast+tune  + `compile_tune_kernels`: inductor times its fused kernels' block sizes
                  fast+graphs+tune  both
                  fast+graphs+enc  fast+graphs + `compile_encoder`: the frozen encoder compiled too
-                 fast+graphs+enc+mm  fast+graphs+enc + `compile_1x1_as_matmul`: inductor lowers the 1×1 convs
-                            (attention blocks' proj_in/proj_out, skip projections) to matmuls
                  fast+graphs+enc+ddp  the same inside DistributedDataParallel (nccl, world size 1), as Ray's
                             `prepare_model` wraps it: compiled UNet and CUDA graphs under DDP's gradient hooks
   unet         UNet forward + backward alone (bf16 autocast), shipped vs heads+cl
@@ -78,7 +76,7 @@ BF16_PEAK_TFLOPS = {"H200": 989.4, "GH200": 989.4, "H100": 989.4, "H100 PCIe": 7
                     "H800": 989.4, "B200": 2250.0, "A100": 312.0, "A800": 312.0, "L40S": 362.1, "L40": 181.0,
                     "L4": 121.0, "RTX 6000 Ada": 364.2, "RTX 4090": 165.2, "A6000": 154.8, "V100": None}
 FAST_KEYS = ("channels_last", "compile", "compile_channels_last", "tf32", "fused_optimizer", "ema_foreach",
-             "pin_memory", "gradient_checkpointing", "compile_tune_kernels", "compile_encoder", "compile_1x1_as_matmul")
+             "pin_memory", "gradient_checkpointing", "compile_tune_kernels", "compile_encoder")
 
 
 def peak_flops(device: torch.device) -> float | None:
@@ -175,8 +173,6 @@ def train_variants(base: TrainConfig, smoke: bool) -> list[tuple[str, TrainConfi
                 ("graphs", {"compile_mode": "reduce-overhead"}), ("tune", {"compile_tune_kernels": True}),
                 ("graphs+tune", {"compile_mode": "reduce-overhead", "compile_tune_kernels": True}),
                 ("graphs+enc", {"compile_mode": "reduce-overhead", "compile_encoder": True}),
-                ("graphs+enc+mm", {"compile_mode": "reduce-overhead", "compile_encoder": True,
-                                   "compile_1x1_as_matmul": True}),
                 ("graphs+enc+ddp", {"compile_mode": "reduce-overhead", "compile_encoder": True}))])]
 
 
@@ -276,7 +272,8 @@ def profile_steps(step, device: torch.device, n: int) -> None:
     kinds: dict[str, float] = {}
     for e in events:
         low = e.key.lower()
-        kind = next((k for k, subs in KERNEL_KINDS if any(x in low for x in subs)), "other")
+        kind = "fused pointwise/norm (Triton)" if low.startswith("triton_") else next(  # inductor names its
+            (k for k, subs in KERNEL_KINDS if any(x in low for x in subs)), "other")  # kernels after the ops fused
         kinds[kind] = kinds.get(kind, 0.0) + getattr(e, key) / 1e6
     busy = sum(kinds.values())
     print(f"profile of {n} steps: wall {wall * 1e3:.0f} ms, kernel time {busy * 1e3:.0f} ms "
@@ -423,7 +420,7 @@ def main(argv=None) -> int:
                     help="per-GPU batches of the compiled fast path, in this order (default: --batches, largest first)")
     ap.add_argument("--variants", help="only these train variants, comma-separated, run in that order (default all: "
                     "shipped,heads,+cl,+opt,+ckpt,fast-heuristic,fast,fast+graphs,fast+tune,fast+graphs+tune,fast+graphs+enc,"
-                    "fast+graphs+enc+mm,fast+graphs+enc+ddp)")
+                    "fast+graphs+enc+ddp)")
     ap.add_argument("--profile-steps", type=int, default=0,
                     help="after the first figure of --profile-variant, trace this many steps with torch.profiler "
                          "and print kernel time by kind (default 0: no trace)")

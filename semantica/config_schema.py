@@ -259,7 +259,6 @@ class TrainConfig(_Section):
     compile_mode: Str         # torch.compile's mode; "reduce-overhead" replays each step as CUDA graphs
     compile_tune_kernels: Bool  # inductor times its fused kernels' block sizes (coordinate descent)
     compile_encoder: Bool     # torch.compile of the frozen encoder's forward too
-    compile_1x1_as_matmul: Bool  # inductor lowers 1×1 convolutions to matmuls it can fuse around
     tf32: Bool
     fused_optimizer: Bool
     ema_foreach: Bool

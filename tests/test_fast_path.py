@@ -172,8 +172,8 @@ def test_gpu_profiles_keep_channels_last_through_compile():
     channels); the GPU profiles override it, and `configure_backends` is where that lands (no GPU needed)."""
     import torch._inductor.config as inductor
     from semantica.training.step import configure_backends
-    saved = (inductor.force_layout_optimization, inductor.coordinate_descent_tuning, inductor.conv_1x1_as_mm,
-             torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    saved = (inductor.force_layout_optimization, inductor.coordinate_descent_tuning, torch.backends.cudnn.benchmark,
+             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     try:
         for profile in ("dataflow", "spark", "flink"):
             cfg = load_settings(REPO / "pipelines.yaml", profile).stages.train
@@ -186,16 +186,12 @@ def test_gpu_profiles_keep_channels_last_through_compile():
             assert inductor.coordinate_descent_tuning is False
             configure_backends(dataclasses.replace(cfg, compile_tune_kernels=True), torch.device("cuda"))
             assert inductor.coordinate_descent_tuning is True
-            assert inductor.conv_1x1_as_mm is cfg.compile_1x1_as_matmul
-            configure_backends(dataclasses.replace(cfg, compile_1x1_as_matmul=not cfg.compile_1x1_as_matmul),
-                               torch.device("cuda"))
-            assert inductor.conv_1x1_as_mm is not cfg.compile_1x1_as_matmul
         local = load_settings(REPO / "pipelines.yaml", "local").stages.train
         assert not (local.compile or local.compile_channels_last or local.compile_encoder)
         assert local.compile_mode == "default"
     finally:
-        (inductor.force_layout_optimization, inductor.coordinate_descent_tuning, inductor.conv_1x1_as_mm,
-         torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved
+        (inductor.force_layout_optimization, inductor.coordinate_descent_tuning, torch.backends.cudnn.benchmark,
+         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = saved
 
 
 def test_compile_encoder_compiles_in_place_and_keeps_the_tokens(tmp_path):

@@ -65,7 +65,6 @@ def configure_backends(cfg: TrainConfig, device: torch.device) -> None:
         # then hands cuDNN NCHW tensors and each conv copies them back (129 copies, 14 % of an H200 step).
         inductor.force_layout_optimization = cfg.channels_last and cfg.compile_channels_last
         inductor.coordinate_descent_tuning = cfg.compile_tune_kernels
-        inductor.conv_1x1_as_mm = cfg.compile_1x1_as_matmul  # NHWC 1×1 convs are matmuls: no cuDNN call
 
 
 def prepare_model(model: Denoiser, cfg: TrainConfig, device: torch.device) -> Denoiser:
