@@ -64,12 +64,23 @@ def _is_remote(s: str) -> bool:
     return "://" in s
 
 
-def _read_listing(path: str, cc_base: str) -> list[str]:
-    data = open_stream(path).read()
-    if path.endswith(".gz"):
-        data = gzip.decompress(data)
+def _read_listing(path: str, cc_base: str, given: str | None = None) -> list[str]:
+    """The WARC locations a listing names, one a line. `given`: the --input it came from (a cc: spec)."""
+    try:
+        stream = open_stream(path)
+        try:
+            data = stream.read()
+        finally:
+            stream.close()
+        text = (gzip.decompress(data) if path.endswith(".gz") else data).decode("utf-8")
+    # URLError/HTTPError and a bad gzip are OSErrors; a Beam filesystem whose extra is missing, and
+    # text that is not UTF-8, are ValueErrors; a truncated gzip is an EOFError
+    except (OSError, ValueError, EOFError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise UserError(f"--input {given or path!r}: cannot read the listing {path}: "
+                        f"{type(e).__name__}: {reason}") from None
     out = []
-    for line in data.decode("utf-8").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -85,7 +96,7 @@ def _common_crawl(spec: str, cc_base: str) -> list[str]:
     crawl, _, rng = body.partition(":")
     if not crawl.startswith("CC-MAIN-"):
         raise UserError(f"--input {spec!r}: expected cc:CC-MAIN-YYYY-WW[:START-END]")
-    paths = _read_listing(f"{cc_base}crawl-data/{crawl}/warc.paths.gz", cc_base)
+    paths = _read_listing(f"{cc_base}crawl-data/{crawl}/warc.paths.gz", cc_base, spec)
     if rng:
         try:
             start, _, end = rng.partition("-")

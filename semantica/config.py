@@ -92,9 +92,34 @@ def load_settings(path: Optional[Path] = None, profile: str = "local",
                     stages=chosen, models=doc.models)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice in one mapping: plain YAML keeps the last silently,
+    so a second `train:` section would drop the first one's keys without a word. Keys that a `<<:`
+    merge brings in may still be overridden, as YAML intends."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._checked: set[int] = set()  # an anchored mapping is flattened in place when first merged
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode) and id(node) not in self._checked:
+            self._checked.add(id(node))
+            first: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given at line {first[key] + 1})",
+                        key_node.start_mark)
+                first.setdefault(key, key_node.start_mark.line)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read(path: Path) -> dict:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     except UnicodeDecodeError as e:
@@ -122,7 +147,7 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
                 raise ConfigError(f"--set {item!r}: {'.'.join(parts[:i + 1])} is not a section of {path}")
         node = nxt
     try:
-        node[parts[-1]] = yaml.safe_load(text)
+        node[parts[-1]] = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {item!r}: value is not valid YAML: {e}") from None
 

@@ -100,6 +100,22 @@ def test_unreadable_and_malformed_files(tmp_path):
         load_settings(top)
 
 
+def test_a_key_given_twice_is_an_error_but_a_merge_key_may_be_overridden(tmp_path):
+    """Plain YAML keeps the last of two equal keys without a word: a second `train:` would silently drop
+    the first's keys. Keys brought in by a `<<:` merge may still be overridden (pipelines.yaml does so)."""
+    from semantica.config import _UniqueKeyLoader
+    text = YAML.read_text()
+    twice = tmp_path / "twice.yaml"
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("    max_steps:"))  # a base stages key
+    twice.write_text("\n".join(lines[:at + 1] + [lines[at]] + lines[at + 1:]) + "\n")
+    with pytest.raises(ConfigError, match=rf"twice.yaml: not valid YAML: duplicate key 'max_steps' "
+                                          rf"\(first given at line {at + 1}\)"):
+        load_settings(twice)
+    assert yaml.load("a: &x {k: 1, j: 2}\nb: {<<: *x, k: 3}\nc: {<<: *x, k: 4}\n", Loader=_UniqueKeyLoader) == {
+        "a": {"k": 1, "j": 2}, "b": {"k": 3, "j": 2}, "c": {"k": 4, "j": 2}}
+
+
 def test_settings_written_beside_a_run_round_trip(tmp_path):
     """settings.json, read back as a pipelines.yaml of its own, gives the settings it was written from:
     every value, the `--set` ones included. (Its `stages` are already merged with the profile's own

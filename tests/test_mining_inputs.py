@@ -72,6 +72,28 @@ def test_paths_globs_folders_and_listings(tmp_path, sample_web):
         resolve_inputs([str(tmp_path / "*.warc.gz")])
 
 
+def test_an_unreadable_listing_or_crawl_index_is_a_clear_error(tmp_path):
+    """A listing that cannot be fetched, is no gzip or is no text, and a cc: crawl whose warc.paths.gz
+    cannot be read, each name the --input and the listing (was: an internal error with a traceback)."""
+    (tmp_path / "junk.paths.gz").write_bytes(b"not gzip at all")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9.warc.gz\n".encode("latin-1"))
+    cases = [(str(tmp_path / "absent.paths"), "FileNotFoundError"),
+             (str(tmp_path / "junk.paths.gz"), "BadGzipFile"),
+             (str(tmp_path / "latin1.txt"), "UnicodeDecodeError"),
+             ("http://127.0.0.1:9/warc.paths.gz", "URLError")]
+    for given, kind in cases:
+        with pytest.raises(UserError, match=rf"--input '{given}': cannot read the listing {given}: {kind}"):
+            resolve_inputs([given])
+    with pytest.raises(UserError, match=r"--input 'cc:CC-MAIN-2024-10:0-2': cannot read the listing "
+                                        r".*crawl-data/CC-MAIN-2024-10/warc.paths.gz: FileNotFoundError"):
+        resolve_inputs(["cc:CC-MAIN-2024-10:0-2"], cc_base=str(tmp_path))
+    (tmp_path / "crawl-data" / "CC-MAIN-2024-10").mkdir(parents=True)
+    (tmp_path / "crawl-data" / "CC-MAIN-2024-10" / "warc.paths.gz").write_bytes(
+        gzip.compress(b"crawl-data/CC-MAIN-2024-10/segments/a.warc.gz\ncrawl-data/CC-MAIN-2024-10/segments/b.warc.gz\n"))
+    assert resolve_inputs(["cc:CC-MAIN-2024-10:1-2"], cc_base=str(tmp_path)) == [
+        f"{tmp_path}/crawl-data/CC-MAIN-2024-10/segments/b.warc.gz"]
+
+
 def test_unreachable_input_is_counted_not_fatal():
     errors: list = []
     assert list(iter_records("http://127.0.0.1:9/nothing.warc.gz", "fastwarc", 100, errors)) == []
