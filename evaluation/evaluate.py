@@ -37,7 +37,7 @@ from semantica.evaluation.metrics import (consistency, diversity, frechet_distan
                                           precision_recall, two_sample_accuracy)
 from semantica.evaluation.reference import load_reference
 from semantica.logs import progress
-from semantica.outputs import prepare_output
+from semantica.outputs import check_output, prepare_output
 
 log = logging.getLogger(__name__)
 
@@ -270,8 +270,10 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     ev = settings.stages.evaluate  # num_samples ≥ 4, repeats ≥ 1, shots ≥ 1: checked by EvaluateConfig
     out = Path(out)
     ref = _checked_reference(reference, max_reference, ev)  # before the output and the model: a bad one costs nothing
-    prepare_output(out, overwrite, [model, reference] + ([encoder] if encoder and Path(encoder).exists() else []))
+    inputs = [model, reference] + ([encoder] if encoder and Path(encoder).exists() else [])
+    check_output(out, overwrite, inputs)  # before the model loads: a bad output costs nothing
     pipe, enc = _pipeline_and_encoder(model, encoder, ev)
+    prepare_output(out, overwrite, inputs)  # and a model that will not load leaves no folder behind
     space = load_features(ev.features, enc, ev.inception_weights or None)
     labels = sorted({x for x in ref.labels if x is not None})
     judge, judge_info = _topic_judge(ref, labels, judge, ev)

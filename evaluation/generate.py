@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 from PIL import Image
 
 from semantica.errors import UserError
-from semantica.outputs import prepare_output
+from semantica.outputs import check_output, prepare_output
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,16 @@ def load_pipeline(model: Path, device: Optional[str] = None, precision: str = "a
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = precision == "bf16" or (precision == "auto" and torch.device(device).type == "cuda")
     dtype = torch.bfloat16 if bf16 else torch.float32
-    return SemanticaPipeline.from_pretrained(folder, dtype=dtype).to(device)
+    try:
+        pipe = SemanticaPipeline.from_pretrained(folder, dtype=dtype)
+    except UserError:
+        raise
+    # a damaged export: model_index.json or a component's config not JSON, a component missing or of
+    # another shape; diffusers raises these (JSONDecodeError is a ValueError)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
+        raise UserError(f"{folder}: cannot load this pipeline: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+                        if str(e) else f"{folder}: cannot load this pipeline: {type(e).__name__}") from None
+    return pipe.to(device)
 
 
 def grid(rows: Sequence[Sequence[Image.Image]], cell: int = 96, gap: int = 4) -> Image.Image:
@@ -56,8 +65,9 @@ def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, *, guidan
     stems = [Path(p).stem for p in inputs]
     if len(set(stems)) != len(stems):
         raise UserError("--input: two inputs share a file name; their variations would overwrite each other")
-    prepare_output(out, overwrite, [model, *inputs])
+    check_output(out, overwrite, [model, *inputs])  # before the model loads: a bad output costs nothing
     pipe = load_pipeline(model, precision=precision)
+    prepare_output(out, overwrite, [model, *inputs])  # and a model that will not load leaves no folder
     if scheduler:
         try:
             pipe.set_scheduler(scheduler)

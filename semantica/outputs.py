@@ -23,9 +23,9 @@ OLDER_OUTPUTS = ({"_SUCCESS"}, {"stats.json", "pairs"}, {"manifest.json", "groun
                  {"metrics.json", "report.html"}, {"settings.json", "mined"}, {"settings.json", "sample-web"})
 
 
-def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
-    """Make `out` an empty output folder. `inputs`: the command's local input paths (files, folders or
-    globs), which the output must neither be nor contain."""
+def check_output(out, overwrite: bool, inputs: Iterable = ()) -> list:
+    """Every refusal of `prepare_output`, changing nothing; returns what the folder holds. Commands call it
+    before slow work (loading a model), so that a bad output costs nothing and leaves nothing behind."""
     out = str(out).rstrip("/") or "/"
     remote = "://" in out
     if remote:
@@ -48,10 +48,21 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
         if MARKER not in names and not any(sig <= names for sig in OLDER_OUTPUTS):
             raise UserError(f"{out}: --overwrite replaces only a folder that semantica wrote (it holds {MARKER}), "
                             f"and this one does not look like one; remove it yourself or choose another output")
-        if remote:
+    return existing
+
+
+def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
+    """Make `out` an empty output folder. `inputs`: the command's local input paths (files, folders or
+    globs), which the output must neither be nor contain."""
+    existing = check_output(out, overwrite, inputs)
+    out = str(out).rstrip("/") or "/"
+    remote = "://" in out
+    if remote:
+        from apache_beam.io.filesystems import FileSystems
+        if existing:
             FileSystems.delete(existing)
-        else:
-            shutil.rmtree(out)
+    elif existing:
+        shutil.rmtree(out)
     text = b"written by semantica: `--overwrite` may replace this folder\n"
     if remote:
         with FileSystems.create(f"{out}/{MARKER}") as f:

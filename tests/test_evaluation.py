@@ -285,6 +285,34 @@ def test_cli_evaluate(untrained_pipeline, reference_folder, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path), "--reference", str(reference_folder), "-o",
                  str(tmp_path / "f"), "--shots", "1"]) == 2
     assert "no model_index.json" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()  # a model that will not load leaves no output folder behind
+
+
+@pytest.mark.parametrize("damage", ["index", "unet_config", "unet_weights"])
+def test_a_damaged_pipeline_is_a_clear_error_and_leaves_no_output(untrained_pipeline, reference_folder, tmp_path,
+                                                                   capsys, damage):
+    """model_index.json or a component's config that is not JSON, or a component's weights missing: one line
+    naming the folder (was an internal error), for evaluate and generate, and no output folder is made."""
+    import shutil
+
+    from semantica.cli import main
+    bad = tmp_path / "bad"
+    shutil.copytree(untrained_pipeline, bad)
+    if damage == "index":
+        (bad / "model_index.json").write_text("junk")
+    elif damage == "unet_config":
+        (bad / "unet" / "config.json").write_text("{not json")
+    else:
+        for f in (bad / "unet").glob("diffusion_pytorch_model*"):
+            f.unlink()
+    image = next(reference_folder.rglob("*.png"))
+    for argv in (["evaluate", "--model", str(bad), "--reference", str(reference_folder), "-o", str(tmp_path / "e"),
+                  "--shots", "1", "--num-samples", "4"],
+                 ["generate", "--model", str(bad), "--input", str(image), "-o", str(tmp_path / "g"), "--steps", "2"]):
+        assert main(argv) == 2, argv[0]
+        err = capsys.readouterr().err
+        assert f"{bad}: cannot load this pipeline: " in err and "internal error" not in err, err
+    assert not (tmp_path / "e").exists() and not (tmp_path / "g").exists()
 
 
 def test_one_variation_per_condition_leaves_diversity_unmeasured(settings, untrained_pipeline, reference_folder,
