@@ -268,7 +268,8 @@ def profile_steps(step, device: torch.device, n: int) -> None:
         sync(device)
     wall = time.perf_counter() - t0
     key = "device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = [e for e in prof.key_averages() if (device.type != "cuda" or e.device_type.name == "CUDA")]
+    events = [e for e in prof.key_averages() if (device.type != "cuda" or e.device_type.name == "CUDA")
+              and "CompiledFxGraph" not in e.key]  # a compiled graph's host range spans its kernels: not a kernel
     kinds: dict[str, float] = {}
     for e in events:
         low = e.key.lower()
@@ -288,7 +289,7 @@ def profile_steps(step, device: torch.device, n: int) -> None:
         print(f"    {e.device_time_total / 1e3 / n:8.1f}  {e.count // n:5d}  {e.key} {str(e.input_shapes)[:120]}",
               flush=True)
     print("  busiest kernels (ms/step, calls/step):", flush=True)
-    kernels = sorted((e for e in events if "CompiledFxGraph" not in e.key), key=lambda e: -getattr(e, key))
+    kernels = sorted(events, key=lambda e: -getattr(e, key))
     for e in kernels[:15]:
         print(f"    {getattr(e, key) / 1e3 / n:8.1f}  {e.count // n:5d}  {e.key[:110]}", flush=True)
     fused = [e for e in kernels if e.key.startswith("triton_")]  # inductor's kernels: triton_{red,per,poi}_fused_…
@@ -462,6 +463,9 @@ def main(argv=None) -> int:
             if unknown:
                 ap.error(f"--variants: unknown {unknown}; known: {[v[0] for v in variants]}")
             variants = [next(v for v in variants if v[0] == w) for w in wanted]  # in the order asked
+        if args.profile_steps and args.profile_variant not in {v[0] for v in variants}:
+            ap.error(f"--profile-variant: {args.profile_variant!r} is not among the variants run "
+                     f"({[v[0] for v in variants]})")
         for section in sections:
             try:
                 run_section(section, b, args, model_cfg, encoder, enc_path, n_tokens, variants, batches)

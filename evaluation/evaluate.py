@@ -273,10 +273,10 @@ def run_evaluate(settings: Settings, model: Path, reference: Path, out: Path, *,
     inputs = [model, reference] + ([encoder] if encoder and Path(encoder).exists() else [])
     check_output(out, overwrite, inputs)  # before the model loads: a bad output costs nothing
     pipe, enc = _pipeline_and_encoder(model, encoder, ev)
-    prepare_output(out, overwrite, inputs)  # and a model that will not load leaves no folder behind
     space = load_features(ev.features, enc, ev.inception_weights or None)
     labels = sorted({x for x in ref.labels if x is not None})
     judge, judge_info = _topic_judge(ref, labels, judge, ev)
+    prepare_output(out, overwrite, inputs)  # only now: a model or weights that will not load leave no folder
     evaluator = Evaluator(pipe, ref, space, enc, ev, k_nearest=K_NEAREST, judge=judge)
     few_shot, per_class, sweep = _run_jobs(evaluator, _jobs(ev, labels), ev, out)
     metrics = {

@@ -32,11 +32,11 @@ def load_pipeline(model: Path, device: Optional[str] = None, precision: str = "a
         pipe = SemanticaPipeline.from_pretrained(folder, dtype=dtype)
     except UserError:
         raise
-    # a damaged export: model_index.json or a component's config not JSON, a component missing or of
-    # another shape; diffusers raises these (JSONDecodeError is a ValueError)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
-        raise UserError(f"{folder}: cannot load this pipeline: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-                        if str(e) else f"{folder}: cannot load this pipeline: {type(e).__name__}") from None
+    # a damaged export: model_index.json or a component's config not JSON (JSONDecodeError is a ValueError),
+    # a component's files missing (OSError), weights of another shape (RuntimeError from load_state_dict)
+    except (OSError, ValueError, RuntimeError) as e:
+        reason = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+        raise UserError(f"{folder}: cannot load this pipeline: {type(e).__name__}: {reason[:300]}") from e
     return pipe.to(device)
 
 
@@ -67,12 +67,12 @@ def generate(model: Path, inputs: Sequence[Path], num: int, out: Path, *, guidan
         raise UserError("--input: two inputs share a file name; their variations would overwrite each other")
     check_output(out, overwrite, [model, *inputs])  # before the model loads: a bad output costs nothing
     pipe = load_pipeline(model, precision=precision)
-    prepare_output(out, overwrite, [model, *inputs])  # and a model that will not load leaves no folder
     if scheduler:
         try:
             pipe.set_scheduler(scheduler)
         except ValueError as e:
             raise UserError(f"--scheduler: {e}") from None
+    prepare_output(out, overwrite, [model, *inputs])  # only now: a model that will not load leaves no folder
     variations = pipe(images, num_variations=num, guidance_scale=guidance, num_inference_steps=steps,
                       seed=seed).images
     out = Path(out)

@@ -19,6 +19,7 @@ import io
 import logging
 import shutil
 import tempfile
+import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -73,10 +74,11 @@ def _read_listing(path: str, cc_base: str, given: str | None = None) -> list[str
         finally:
             stream.close()
         text = (gzip.decompress(data) if path.endswith(".gz") else data).decode("utf-8")
-    # URLError/HTTPError and a bad gzip are OSErrors; a Beam filesystem whose extra is missing, and
-    # text that is not UTF-8, are ValueErrors; a truncated gzip is an EOFError
-    except (OSError, ValueError, EOFError) as e:
-        reason = getattr(e, "reason", None) or e
+    # URLError/HTTPError and a bad gzip header are OSErrors; a Beam filesystem whose extra is missing, and
+    # text that is not UTF-8, are ValueErrors; a truncated gzip is an EOFError, a corrupt one a zlib.error
+    except (OSError, ValueError, EOFError, zlib.error) as e:
+        is_url_error = isinstance(e, urllib.error.URLError) and not isinstance(e, urllib.error.HTTPError)
+        reason = e.reason if is_url_error else e  # "HTTP Error 404: Not Found" keeps its code
         raise UserError(f"--input {given or path!r}: cannot read the listing {path}: "
                         f"{type(e).__name__}: {reason}") from None
     out = []

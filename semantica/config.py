@@ -101,20 +101,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._checked: set[int] = set()  # an anchored mapping is flattened in place when first merged
 
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode) and id(node) not in self._checked:
+    def flatten_mapping(self, node):
+        # checked before the node's first flattening: that merges a `<<:` source's keys into it, in place
+        if id(node) not in self._checked:
             self._checked.add(id(node))
             first: dict = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
                 key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) and key in first:
+                try:
+                    seen = first.get(key)
+                except TypeError:  # an unhashable key: SafeLoader's own error names it
+                    continue
+                if seen is not None:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first given at line {first[key] + 1})",
-                        key_node.start_mark)
-                first.setdefault(key, key_node.start_mark.line)
-        return super().construct_mapping(node, deep=deep)
+                        None, None, f"duplicate key {getattr(key_node, 'value', key)!r} (the same key as at "
+                        f"line {seen + 1})", key_node.start_mark)
+                first[key] = key_node.start_mark.line
+        super().flatten_mapping(node)
 
 
 def _read(path: Path) -> dict:

@@ -273,6 +273,7 @@ def test_inception_features_load_a_local_torchscript_file(settings, untrained_pi
     with pytest.raises(UserError, match="junk.pth"):
         _evaluate(settings, untrained_pipeline, reference_folder, tmp_path / "n2", features="inception",
                   inception_weights=str(tmp_path / "junk.pth"))
+    assert not (tmp_path / "n1").exists() and not (tmp_path / "n2").exists()  # refused before any output
 
 
 def test_cli_evaluate(untrained_pipeline, reference_folder, tmp_path, capsys):
@@ -313,6 +314,10 @@ def test_a_damaged_pipeline_is_a_clear_error_and_leaves_no_output(untrained_pipe
         err = capsys.readouterr().err
         assert f"{bad}: cannot load this pipeline: " in err and "internal error" not in err, err
     assert not (tmp_path / "e").exists() and not (tmp_path / "g").exists()
+    if damage == "index":  # an unknown scheduler is refused before the output is made too
+        assert main(["generate", "--model", str(untrained_pipeline), "--input", str(image), "-o",
+                     str(tmp_path / "s"), "--scheduler", "nope"]) == 2
+        assert "--scheduler" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
 def test_one_variation_per_condition_leaves_diversity_unmeasured(settings, untrained_pipeline, reference_folder,

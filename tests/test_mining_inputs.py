@@ -52,6 +52,9 @@ def test_crawl_id_and_range_resolve_through_warc_paths(fake_commoncrawl, sample_
         resolve_inputs(["cc:CC-MAIN-2099-01:5-9"], base)
     with pytest.raises(UserError, match="expected cc:CC-MAIN"):
         resolve_inputs(["cc:latest"], base)
+    with pytest.raises(UserError, match=r"--input 'cc:CC-MAIN-2099-02': cannot read the listing .*"
+                                        r"CC-MAIN-2099-02/warc.paths.gz: HTTPError: HTTP Error 404"):
+        resolve_inputs(["cc:CC-MAIN-2099-02"], base)  # a crawl the server does not have
     # records stream over HTTP exactly as from disk
     remote = [(r.uri, r.body) for r in iter_records(base + names[0], "fastwarc", 10**7, [])]
     local = [(r.uri, r.body) for r in iter_records(str(sample_web / "warc" / names[0].rsplit("/", 1)[1]),
@@ -76,9 +79,14 @@ def test_an_unreadable_listing_or_crawl_index_is_a_clear_error(tmp_path):
     """A listing that cannot be fetched, is no gzip or is no text, and a cc: crawl whose warc.paths.gz
     cannot be read, each name the --input and the listing (was: an internal error with a traceback)."""
     (tmp_path / "junk.paths.gz").write_bytes(b"not gzip at all")
+    good = gzip.compress(b"a.warc.gz\n" * 50)
+    (tmp_path / "corrupt.paths.gz").write_bytes(good[:10] + bytes([good[10] ^ 0xFF]) + good[11:])  # bad deflate
+    (tmp_path / "short.paths.gz").write_bytes(good[:20])
     (tmp_path / "latin1.txt").write_bytes("caf\xe9.warc.gz\n".encode("latin-1"))
     cases = [(str(tmp_path / "absent.paths"), "FileNotFoundError"),
              (str(tmp_path / "junk.paths.gz"), "BadGzipFile"),
+             (str(tmp_path / "corrupt.paths.gz"), "error: Error -3 while decompressing"),
+             (str(tmp_path / "short.paths.gz"), "EOFError"),
              (str(tmp_path / "latin1.txt"), "UnicodeDecodeError"),
              ("http://127.0.0.1:9/warc.paths.gz", "URLError")]
     for given, kind in cases:
