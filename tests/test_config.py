@@ -110,7 +110,7 @@ def test_a_key_given_twice_is_an_error_but_a_merge_key_may_be_overridden(tmp_pat
     at = next(i for i, line in enumerate(lines) if line.startswith("    max_steps:"))  # a base stages key
     twice.write_text("\n".join(lines[:at + 1] + [lines[at]] + lines[at + 1:]) + "\n")
     with pytest.raises(ConfigError, match=rf"twice.yaml: not valid YAML: duplicate key 'max_steps' "
-                                          rf"\(first given at line {at + 1}\)"):
+                                          rf"\(the same key as at line {at + 1}\)"):
         load_settings(twice)
     assert yaml.load("a: &x {k: 1, j: 2}\nb: {<<: *x, k: 3}\nc: {<<: *x, k: 4}\n", Loader=_UniqueKeyLoader) == {
         "a": {"k": 1, "j": 2}, "b": {"k": 3, "j": 2}, "c": {"k": 4, "j": 2}}
