@@ -1,11 +1,13 @@
 """Semantic filtering, the threshold sweep and publishing, on the mined sample web."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tarfile
 from collections import Counter
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -123,6 +125,51 @@ def test_publish_round_trip_with_opt_out_and_safety(filtered, settings, tmp_path
     assert (pub / "contact_sheet.png").exists()
     with pytest.raises(UserError, match="not empty"):
         run_publish(s, out, pub)
+
+
+def none_verdict(img):
+    return None
+
+
+def raises_verdict(img):
+    raise RuntimeError("model not loaded")
+
+
+def test_publish_checks_the_classifier_counts_bad_images_and_drops_duplicate_rows(filtered, settings, tmp_path):
+    """A safety classifier that returns anything but a bool, or raises, stops the run naming itself and the image
+    (None must not publish everything as safe); undecodable image bytes and a pair given twice (a part file
+    copied twice into pairs/) are counted drops, never an internal error or a duplicate row."""
+    import shutil
+    out, _ = filtered
+    for fn, message in (("none_verdict", r"returned None for image \S+; it must return True"),
+                        ("raises_verdict", r"failed on image \S+ \(.*\): RuntimeError: model not loaded")):
+        cfg = dataclasses.replace(settings.stages.publish, safety_classifier=f"test_filter_publish:{fn}")
+        s = dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, publish=cfg))
+        with pytest.raises(UserError, match=message):
+            run_publish(s, out, tmp_path / fn)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(out, damaged)
+    part = sorted((damaged / "pairs").glob("*.parquet"))[0]
+    shutil.copy(part, damaged / "pairs" / ("copy-" + part.name))
+    images = pq.read_table(damaged / "images")
+    bad_id = images.column("image_id")[0].as_py()
+    ids, data = images.column("image_id").to_pylist(), images.column("bytes").to_pylist()
+    broken = images.set_column(images.schema.get_field_index("bytes"), "bytes",
+                               pa.array([b"not an image" if i == bad_id else b for i, b in zip(ids, data)],
+                                        type=images.schema.field("bytes").type))
+    for f in (damaged / "images").glob("*.parquet"):
+        f.unlink()
+    pq.write_table(broken, damaged / "images" / "part-0.parquet")
+    cfg = dataclasses.replace(settings.stages.publish, safety_classifier="test_filter_publish:unsafe_if_wide")
+    s = dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, publish=cfg))
+    stats = run_publish(s, damaged, tmp_path / "pub")
+    d = stats["drops"]["publish"]
+    n_copied = pq.read_table(part).num_rows
+    assert d["duplicate_pair"] == n_copied and d["undecodable_image"] >= 1
+    published = pq.ParquetDataset(sorted((tmp_path / "pub" / "data").glob("pairs-*.parquet"))).read().to_pylist()
+    ids = [p["pair_id"] for p in published]
+    assert len(ids) == len(set(ids)) == stats["pairs"] == stats["pairs_in"] - sum(d.values())
+    assert not [p for p in published if bad_id in (p["cond_image_id"], p["target_image_id"])]
 
 
 def test_patterns_match_domains_subdomains_and_url_globs():

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
@@ -143,8 +144,26 @@ def load_classifier(spec: Optional[str]) -> Optional[Callable]:
 def curate(pairs: list[dict], images: dict, cfg: PublishConfig, opt_out: Patterns, blocklist: Patterns,
            phash_block: list[int], classifier: Optional[Callable]) -> tuple[list[dict], dict]:
     """Pairs that pass every check, and the drop counts by reason."""
-    drops = {"opt_out": 0, "url_blocklist": 0, "phash_blocklist": 0, "classifier": 0, "missing_image": 0}
+    drops = {"opt_out": 0, "url_blocklist": 0, "phash_blocklist": 0, "classifier": 0, "missing_image": 0,
+             "undecodable_image": 0, "duplicate_pair": 0}
     unsafe: dict = {}
+
+    def classified_unsafe(img: dict) -> Optional[str]:
+        try:
+            image = to_rgb(Image.open(io.BytesIO(img["bytes"] or b"")))
+        except (OSError, ValueError, SyntaxError) as e:  # what PIL raises for bytes it cannot read
+            log.warning("publish: image %s (%s) undecodable, its pairs dropped: %s: %s", img["image_id"],
+                        img["url"], type(e).__name__, e)
+            return "undecodable_image"
+        try:
+            verdict = classifier(image)
+        except Exception as e:  # the user's code: name it and the image, keep the cause
+            raise UserError(f"stages.publish.safety_classifier {cfg.safety_classifier!r} failed on image "
+                            f"{img['image_id']} ({img['url']}): {type(e).__name__}: {e}") from e
+        if not isinstance(verdict, (bool, np.bool_)):  # None or a score must not pass as "safe" (or "unsafe")
+            raise UserError(f"stages.publish.safety_classifier {cfg.safety_classifier!r} returned {verdict!r} "
+                            f"for image {img['image_id']}; it must return True (unsafe) or False (safe)")
+        return "classifier" if verdict else None
 
     def image_unsafe(image_id: str) -> Optional[str]:
         if image_id not in unsafe:
@@ -156,13 +175,17 @@ def curate(pairs: list[dict], images: dict, cfg: PublishConfig, opt_out: Pattern
                 reason = "url_blocklist"
             elif any(hamming(img["phash"], h) <= cfg.phash_block_hamming for h in phash_block):
                 reason = "phash_blocklist"
-            elif classifier is not None and classifier(to_rgb(Image.open(io.BytesIO(img["bytes"])))):
-                reason = "classifier"
+            elif classifier is not None:
+                reason = classified_unsafe(img)
             unsafe[image_id] = reason
         return unsafe[image_id]
 
-    kept = []
+    kept, seen = [], set()
     for p in pairs:
+        if p["pair_id"] in seen:  # a part file copied twice into the folder: one row per pair
+            drops["duplicate_pair"] += 1
+            continue
+        seen.add(p["pair_id"])
         if any(opt_out.matches(p.get(k)) for k in ("page_url", "cond_url", "target_url")):
             drops["opt_out"] += 1
             continue
