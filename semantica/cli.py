@@ -258,6 +258,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"semantica {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # whoever read our output stopped (`semantica config | head`): no error to print
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so Python's own last flush cannot fail
+        return 141  # 128 + SIGPIPE, what a shell reports for a C tool in the same place
     except Exception as e:  # a bug: one line unless --debug
         if args.debug:
             raise

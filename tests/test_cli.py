@@ -203,3 +203,17 @@ def test_out_of_range_flags_binary_config_and_a_file_as_run_output_are_clear_err
     afile.write_text("x")
     assert main(["run", "-i", "x.warc.gz", "-o", str(afile)]) == 2
     assert "the output must be a folder, and this is a file" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    """`semantica config | head`: the pipe closes before the output is written. Exit 141 (128 + SIGPIPE, as a
+    shell reports for a C tool), nothing on stderr (was: "internal error: BrokenPipeError")."""
+    import os
+    import subprocess
+    import sys
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte
+    proc = subprocess.run([sys.executable, "-m", "semantica.cli", "config"], stdout=write, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    os.close(write)
+    assert proc.returncode == 141 and "error" not in proc.stderr.lower(), proc.stderr

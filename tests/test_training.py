@@ -131,3 +131,63 @@ def test_base64_config_runs_one_step_at_batch_one(settings):
     v.pow(2).mean().backward()
     assert v.shape == x.shape
     assert all(p.grad is not None for p in model.unet.conv_in.parameters())
+
+
+def test_bad_pairs_folders_and_outputs_are_refused_before_ray_and_bad_images_skipped(mined, tiny_encoder,
+                                                                                     train_settings, tmp_path, caplog):
+    """A --pairs that is missing, a file, or the --output itself: one line, before Ray or the encoder start,
+    and no RUN_DIR made. Pairs whose image is absent from images/ or does not decode are skipped and counted;
+    too few pairs for one step is said up front (was: a worker's error after Ray had started)."""
+    import logging
+    import shutil
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from semantica.errors import UserError
+    from semantica.training.data import load_examples
+    (tmp_path / "a-file").write_text("x")
+    for pairs, message in ((tmp_path / "absent", "no such folder"), (tmp_path / "a-file", "a file; give the folder"),
+                           (mined, "the output cannot be, or hold, the input")):
+        out = mined if message.startswith("the output") else tmp_path / "r"
+        with pytest.raises(UserError, match=message):
+            run_train(train_settings, pairs, out, encoder=str(tiny_encoder), max_steps=1)
+        assert out == mined or not out.exists()
+    assert not (mined / "training_options.json").exists()
+    damaged = tmp_path / "damaged"
+    shutil.copytree(mined, damaged)
+    images = pq.read_table(damaged / "images")
+    ids, data = images.column("image_id").to_pylist(), images.column("bytes").to_pylist()
+    pairs = pq.read_table(damaged / "pairs").to_pylist()
+    absent, corrupt = pairs[0]["cond_image_id"], pairs[1]["target_image_id"]
+    keep = [i for i, x in enumerate(ids) if x != absent]
+    fixed = pa.table({"image_id": [ids[i] for i in keep],
+                      "bytes": [b"\x89PNG junk" if ids[i] == corrupt else data[i] for i in keep]})
+    for f in (damaged / "images").glob("*.parquet"):
+        f.unlink()
+    pq.write_table(fixed, damaged / "images" / "part-0.parquet")
+    with caplog.at_level(logging.WARNING):
+        table = load_examples(damaged)
+    uses = lambda image: sum(image in (p["cond_image_id"], p["target_image_id"]) for p in pairs)  # noqa: E731
+    assert table.num_rows == len(pairs) - uses(absent)
+    assert f"{uses(absent)} of {len(pairs)} pairs skipped: an image of theirs is not in" in caplog.text
+    from semantica.training.data import decode_batch
+    rows = table.to_pydict()
+    batch = {"pair_id": np.array(rows["pair_id"], dtype=object), "cond_bytes": rows["cond_bytes"],
+             "target_bytes": rows["target_bytes"]}
+    decoded = decode_batch(batch, 32)
+    bad = {p["pair_id"] for p in pairs if corrupt in (p["cond_image_id"], p["target_image_id"])} - {
+        p["pair_id"] for p in pairs if absent in (p["cond_image_id"], p["target_image_id"])}
+    assert len(decoded["pair_id"]) == len(decoded["cond"]) == table.num_rows - len(bad) > 0
+    assert not bad & set(decoded["pair_id"])
+    empty = decode_batch({"pair_id": np.array(["x"], dtype=object), "cond_bytes": [b""], "target_bytes": [b""]}, 32)
+    assert empty["cond"].shape == (0, 36, 36, 3) and len(empty["pair_id"]) == 0
+    few = tmp_path / "few"
+    shutil.copytree(damaged, few)
+    for f in (few / "pairs").glob("*.parquet"):
+        f.unlink()
+    usable = [p for p in pairs if not {absent, corrupt} & {p["cond_image_id"], p["target_image_id"]}]
+    pq.write_table(pa.Table.from_pylist(usable[:3] + [pairs[1]]), few / "pairs" / "part-0.parquet")  # + a corrupt one
+    with pytest.raises(UserError, match=r"--pairs .*few: 3 usable pairs; a step needs 16"):
+        run_train(train_settings, few, tmp_path / "r-few", encoder=str(tiny_encoder), max_steps=1)

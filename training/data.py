@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image
 from semantica.errors import UserError
 from semantica.outputs import require_complete
 
+log = logging.getLogger(__name__)
 MARGIN = 1.125  # decode a little larger than the model's resolution: room for random crops
 
 
@@ -31,10 +33,21 @@ def _find(folder: Path, name: str) -> Path:
     raise UserError(f"{folder}: no {name}/ manifest (expected `semantica mine`, `filter` or `publish` output)")
 
 
+def check_pairs(pairs_dir: Path) -> None:
+    """That `pairs_dir` is a finished mine / filter / publish output with its manifests (cheap: no data read)."""
+    pairs_dir = Path(pairs_dir)
+    if not pairs_dir.is_dir():
+        raise UserError(f"--pairs {pairs_dir}: no such folder" if not pairs_dir.exists() else
+                        f"--pairs {pairs_dir}: a file; give the folder `semantica mine`, `filter` or `publish` wrote")
+    if not (pairs_dir / "data").is_dir():
+        _find(pairs_dir, "pairs"), _find(pairs_dir, "images")
+    require_complete(pairs_dir, "train")
+
+
 def load_examples(pairs_dir: Path) -> pa.Table:
     """pair_id, cond_bytes, target_bytes: one row per pair, sorted by pair_id (a stable order)."""
     pairs_dir = Path(pairs_dir)
-    require_complete(pairs_dir, "train")
+    check_pairs(pairs_dir)
     if (pairs_dir / "data").is_dir():  # a published dataset
         pairs = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("pairs-*.parquet"))])
         images = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("images-*.parquet"))],
@@ -43,10 +56,15 @@ def load_examples(pairs_dir: Path) -> pa.Table:
         pairs = pq.read_table(_find(pairs_dir, "pairs"), columns=["pair_id", "cond_image_id", "target_image_id"])
         images = pq.read_table(_find(pairs_dir, "images"), columns=["image_id", "bytes"])
     pairs = pairs.select(["pair_id", "cond_image_id", "target_image_id"])
-    cond = pairs.join(images.rename_columns(["cond_image_id", "cond_bytes"]), "cond_image_id")
-    both = cond.join(images.rename_columns(["target_image_id", "target_bytes"]), "target_image_id")
+    # inner joins: pyarrow's default (left outer) would hand a pair whose image is absent to training as null bytes
+    cond = pairs.join(images.rename_columns(["cond_image_id", "cond_bytes"]), "cond_image_id", join_type="inner")
+    both = cond.join(images.rename_columns(["target_image_id", "target_bytes"]), "target_image_id",
+                     join_type="inner")
     if both.num_rows == 0:
         raise UserError(f"{pairs_dir}: no pair has both its images")
+    if both.num_rows < pairs.num_rows:
+        log.warning("%s: %d of %d pairs skipped: an image of theirs is not in the images manifest", pairs_dir,
+                    pairs.num_rows - both.num_rows, pairs.num_rows)
     return both.select(["pair_id", "cond_bytes", "target_bytes"]).sort_by("pair_id")
 
 
@@ -66,11 +84,23 @@ def _decode(data: bytes, size: int) -> np.ndarray:
 
 
 def decode_batch(batch: dict, resolution: int) -> dict:
-    """ray.data map_batches: bytes → uint8 [H, W, 3] arrays a little larger than `resolution`."""
+    """ray.data map_batches: bytes → uint8 [H, W, 3] arrays a little larger than `resolution`. A pair whose
+    image does not decode (corrupt, truncated, empty, a decompression bomb) is left out, with a warning in
+    Ray's logs: the same pairs on every epoch and every rerun."""
     size = int(round(resolution * MARGIN))
-    return {"pair_id": batch["pair_id"],
-            "cond": np.stack([_decode(b, size) for b in batch["cond_bytes"]]),
-            "target": np.stack([_decode(b, size) for b in batch["target_bytes"]])}
+    keep, cond, target = [], [], []
+    for i, (pid, c, t) in enumerate(zip(batch["pair_id"], batch["cond_bytes"], batch["target_bytes"])):
+        try:
+            pair = _decode(c, size), _decode(t, size)
+        except (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError) as e:
+            log.warning("pair %s skipped: an image does not decode (%s: %s)", pid, type(e).__name__, e)
+            continue
+        keep.append(i)
+        cond.append(pair[0])
+        target.append(pair[1])
+    empty = np.zeros((0, size, size, 3), dtype=np.uint8)
+    return {"pair_id": batch["pair_id"][keep], "cond": np.stack(cond) if cond else empty,
+            "target": np.stack(target) if target else empty}
 
 
 def _rng(pair_id: str, epoch: int, seed: int, which: str) -> np.random.Generator:
@@ -110,4 +140,9 @@ def make_dataset(pairs_dir: Path, resolution: int):
     side = int(round(resolution * MARGIN))
     if table.num_rows * 2 * side * side * 3 <= CACHE_DECODED_BYTES:
         ds = ds.materialize()
+        decoded = ds.count()  # cheap once materialized: the pairs decode_batch kept
+        if decoded < table.num_rows:
+            log.warning("%s: %d of %d pairs skipped: an image of theirs does not decode", pairs_dir,
+                        table.num_rows - decoded, table.num_rows)
+        return ds, decoded
     return ds, table.num_rows

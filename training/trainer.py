@@ -226,6 +226,11 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
     _start_ray(settings.profile.ray, options["num_workers"])
     DataContext.get_current().execution_options.preserve_order = True  # same batches on a resumed run
     ds, n_pairs = make_dataset(Path(pairs_dir), model_cfg.resolution)
+    world = options["num_workers"]
+    per_worker = max(1, settings.stages.train.batch_size // world)
+    if n_pairs < per_worker * world:  # known now: no need to start the workers to find out
+        raise UserError(f"--pairs {pairs_dir}: {n_pairs} usable pairs; a step needs {per_worker * world} "
+                        f"({per_worker} per worker × {world}): give more pairs or lower stages.train.batch_size")
     resume = latest_checkpoint(run_dir)
     if resume is not None:
         check_layout(resume, model_cfg)
@@ -258,6 +263,10 @@ def _options(settings: Settings, pairs_dir, run_dir: Path, encoder, max_steps, n
     if model_name not in settings.models:
         raise UserError(f"--model {model_name!r}: not one of models ({', '.join(settings.models)})")
     model_cfg, ray_cfg = settings.models[model_name], settings.profile.ray
+    from semantica.outputs import check_local_output
+    from semantica.training.data import check_pairs
+    check_pairs(Path(pairs_dir))  # before the encoder loads and RUN_DIR is made: a wrong --pairs costs nothing
+    check_local_output(run_dir, [pairs_dir])
     encoder = encoder or cfg.encoder
     if Path(encoder).is_dir():  # Ray workers run in another directory: give them an absolute path
         encoder = str(Path(encoder).resolve())
