@@ -172,6 +172,30 @@ def test_publish_checks_the_classifier_counts_bad_images_and_drops_duplicate_row
     assert not [p for p in published if bad_id in (p["cond_image_id"], p["target_image_id"])]
 
 
+def test_filter_accounts_for_pairs_whose_image_is_missing_or_undecodable(mined, tiny_encoder, settings, tmp_path):
+    """A pair whose image is absent from images/ or does not decode is written to rejected/ as no_image and
+    counted in stats.json (it used to vanish: pairs_in was short of the input), the run goes on."""
+    import shutil
+    damaged = tmp_path / "damaged"
+    shutil.copytree(mined, damaged)
+    images = pq.read_table(damaged / "images")
+    pairs = pq.read_table(damaged / "pairs").to_pylist()
+    absent, corrupt = pairs[0]["cond_image_id"], pairs[-1]["target_image_id"]
+    rows = [dict(r, bytes=b"\x89PNG junk" if r["image_id"] == corrupt else r["bytes"])
+            for r in images.to_pylist() if r["image_id"] != absent]
+    for f in (damaged / "images").glob("*.parquet"):
+        f.unlink()
+    pq.write_table(pa.Table.from_pylist(rows, schema=images.schema), damaged / "images" / "part-0.parquet")
+    stats = run_filter(settings, damaged, tmp_path / "out", encoder=str(tiny_encoder))
+    hit = {p["pair_id"] for p in pairs if {absent, corrupt} & {p["cond_image_id"], p["target_image_id"]}}
+    assert stats["pairs_in"] == len(pairs) and stats["drops"]["filter"]["no_image"] == len(hit)
+    scored = read_scored(tmp_path / "out")
+    assert sorted(r["pair_id"] for r in scored) == sorted(p["pair_id"] for p in pairs)
+    assert {r["pair_id"] for r in scored if r["status"] == "filter:no_image"} == hit
+    from semantica.curation.sweep import write_sweep
+    write_sweep(settings.stages.filter, tmp_path / "out")  # reads only the pairs with a similarity
+
+
 def test_patterns_match_domains_subdomains_and_url_globs():
     p = Patterns(["example.org", "*.cdn.net", "https://site.io/private/*", "# comment", ""], "list")
     assert p.matches("https://example.org/a.jpg") and p.matches("http://img.example.org/a.jpg")

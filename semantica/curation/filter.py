@@ -32,6 +32,7 @@ from semantica.outputs import mark_complete, prepare_output, require_complete
 
 log = logging.getLogger(__name__)
 KEPT, UNRELATED, COPY = "kept", "filter:unrelated", "filter:copy"
+NO_IMAGE = "filter:no_image"  # an image of the pair is not in images/, or does not decode: similarity NaN
 
 EMBEDDINGS = pa.schema([("image_id", pa.string()), ("embedding", pa.list_(pa.float16())),
                         ("encoder", pa.string())])
@@ -61,17 +62,35 @@ class Embed(beam.DoFn):
         import io
         from PIL import Image
         from semantica.images import to_rgb
-        images = [to_rgb(Image.open(io.BytesIO(r["bytes"]))) for r in rows]
+        images, ok = [], []
+        for r in rows:
+            try:
+                images.append(to_rgb(Image.open(io.BytesIO(r["bytes"] or b""))))
+                ok.append(r)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # its pairs: NO_IMAGE
+                log.warning("filter: image %s (%s) does not decode: %s: %s", r["image_id"], r.get("url"),
+                            type(e).__name__, e)
+                Metrics.counter("semantica.filter", "images_undecodable").inc()
+        if not ok:
+            return
         emb = self.encoder.embed_pil(images, batch_size=len(images)).cpu().numpy().astype(np.float16)
-        Metrics.counter("semantica.filter", "images_embedded").inc(len(rows))
-        for r, e in zip(rows, emb):
+        Metrics.counter("semantica.filter", "images_embedded").inc(len(ok))
+        for r, e in zip(ok, emb):
             yield r["image_id"], e
+
+
+def _first(values):
+    """The first of a CoGroupByKey group's values, or None for an empty group (an image with no embedding)."""
+    return next(iter(values), None)
 
 
 def score(kv, cfg: FilterConfig):
     """pair_id → pair + both embeddings → the pair with similarity and status."""
     _, g = kv
     pair = g["pair"][0]
+    if g["cond"][0] is None or g["target"][0] is None:  # kept in rejected/ and counted, never lost
+        Metrics.counter("semantica.filter", NO_IMAGE).inc()
+        return dict(pair, similarity=float("nan"), status=NO_IMAGE)
     a, b = g["cond"][0].astype(np.float32), g["target"][0].astype(np.float32)
     sim = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-8))
     status = pair_status(sim, cfg)
@@ -88,15 +107,15 @@ class FilterPairs(beam.PTransform):
         images, pairs = inputs["images"], inputs["pairs"]
         emb = (images | "BatchImages" >> beam.BatchElements(min_batch_size=8, max_batch_size=self.cfg.batch_size)
                | "Embed" >> beam.ParDo(Embed(self.encoder)))
-        # attach the condition's, then the target's embedding to each pair
+        # attach the condition's, then the target's embedding to each pair (None where there is none)
         by_cond = pairs | "ByCond" >> beam.Map(lambda p: (p["cond_image_id"], p))
         with_cond = ({"pair": by_cond, "emb": emb} | "JoinCond" >> beam.CoGroupByKey()
-                     | "CondEmb" >> beam.FlatMap(lambda kv: [(p["target_image_id"], (p, e))
-                                                             for p in kv[1]["pair"] for e in kv[1]["emb"][:1]]))
+                     | "CondEmb" >> beam.FlatMap(lambda kv: [(p["target_image_id"], (p, _first(kv[1]["emb"])))
+                                                             for p in kv[1]["pair"]]))
         scored = ({"pe": with_cond, "emb": emb} | "JoinTarget" >> beam.CoGroupByKey()
                   | "Score" >> beam.FlatMap(lambda kv, cfg: [
-                      score((None, {"pair": [p], "cond": [ce], "target": [te]}), cfg)
-                      for p, ce in kv[1]["pe"] for te in kv[1]["emb"][:1]], self.cfg))
+                      score((None, {"pair": [p], "cond": [ce], "target": [_first(kv[1]["emb"])]}), cfg)
+                      for p, ce in kv[1]["pe"]], self.cfg))
         return {"scored": scored, "embeddings": emb}
 
 
@@ -162,7 +181,7 @@ def filter_stats(out: Path, cfg: FilterConfig, encoder: str, seconds: float) -> 
     by = {}
     for r in rows:
         by[r["status"]] = by.get(r["status"], 0) + 1
-    sims = np.array([r["similarity"] for r in rows], dtype=np.float32)
+    sims = np.array([r["similarity"] for r in rows if r["status"] != NO_IMAGE], dtype=np.float32)
     if len(sims):
         hist, edges = np.histogram(sims, bins=20, range=(-1, 1))
     else:
