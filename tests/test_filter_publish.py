@@ -196,6 +196,17 @@ def test_filter_accounts_for_pairs_whose_image_is_missing_or_undecodable(mined, 
     write_sweep(settings.stages.filter, tmp_path / "out")  # reads only the pairs with a similarity
 
 
+
+def test_filter_reads_a_folder_whose_name_looks_like_a_pattern(mined, tiny_encoder, settings, tmp_path):
+    """Beam reads file patterns: a folder named `m*` beside `mother` must give its own pairs only."""
+    import shutil
+    shutil.copytree(mined, tmp_path / "m*")
+    shutil.copytree(mined, tmp_path / "mother")
+    pq.write_table(pq.read_table(mined / "pairs").slice(0, 5), tmp_path / "mother" / "pairs" / "extra.parquet")
+    stats = run_filter(settings, tmp_path / "m*", tmp_path / "out", encoder=str(tiny_encoder))
+    assert stats["pairs_in"] == pq.read_table(mined / "pairs").num_rows
+
+
 def test_patterns_match_domains_subdomains_and_url_globs():
     p = Patterns(["example.org", "*.cdn.net", "https://site.io/private/*", "# comment", ""], "list")
     assert p.matches("https://example.org/a.jpg") and p.matches("http://img.example.org/a.jpg")

@@ -10,6 +10,7 @@ stats.json.
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import shutil
@@ -135,8 +136,10 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
     prepare_output(out, overwrite, [pairs_dir, encoder] if Path(encoder).exists() else [pairs_dir])
     t0 = time.perf_counter()
     with beam_logs_to_file(log_path(str(out))), beam_options(settings) as options, beam.Pipeline(options=options) as p:
-        images = p | "ReadImages" >> beam.io.ReadFromParquet(str(pairs_dir / "images" / "*.parquet"))
-        pairs = p | "ReadPairs" >> beam.io.ReadFromParquet(str(pairs_dir / "pairs" / "*.parquet"))
+        # Beam reads a file pattern: a folder named `m*` or `a[1]` must match itself, not its siblings
+        where = glob.escape(str(pairs_dir))
+        images = p | "ReadImages" >> beam.io.ReadFromParquet(f"{where}/images/*.parquet")
+        pairs = p | "ReadPairs" >> beam.io.ReadFromParquet(f"{where}/pairs/*.parquet")
         res = {"images": images, "pairs": pairs} | "FilterPairs" >> FilterPairs(cfg, encoder)
         scored = res["scored"]
         (scored | "Kept" >> beam.Filter(lambda r: r["status"] == KEPT)
