@@ -39,3 +39,39 @@ FAILURES = pa.schema([
 def project(row: dict, schema: pa.Schema) -> dict:
     """Exactly the schema's columns (a missing one is None)."""
     return {name: row.get(name) for name in schema.names}
+
+
+def _kind(t: pa.DataType) -> str:
+    for name, test in (("string", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
+                       ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)),
+                       ("integer", pa.types.is_integer), ("float", pa.types.is_floating),
+                       ("bool", pa.types.is_boolean)):
+        if test(t):
+            return name
+    return str(t)
+
+
+def manifest_files(folder, schema: pa.Schema, needed=None, pattern: str = "*.parquet") -> list[str]:
+    """The Parquet files of a manifest folder (pairs/, images/), each checked by its footer alone (no data
+    read): readable, and holding the `needed` columns of `schema` (default all) with values of their kind.
+    A damaged or foreign file is one error naming the file and the column, not a failure deep in a job."""
+    import pyarrow.parquet as pq
+    from pathlib import Path
+
+    from semantica.errors import UserError
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob(pattern) if p.is_file())
+    if not files:
+        raise UserError(f"{folder}: no {pattern} file")
+    for f in files:
+        try:
+            found = pq.read_schema(f)
+        except (OSError, pa.ArrowException) as e:
+            raise UserError(f"{f}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+        for name in needed or schema.names:
+            if name not in found.names:
+                raise UserError(f"{f}: no column {name!r} (it has {', '.join(found.names)})")
+            want, got = _kind(schema.field(name).type), _kind(found.field(name).type)
+            if want != got:
+                raise UserError(f"{f}: column {name!r} holds {found.field(name).type}, expected {want}")
+    return [str(f) for f in files]

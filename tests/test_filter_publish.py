@@ -228,3 +228,36 @@ def test_patterns_host_wildcards_any_case_and_the_ones_that_never_matched():
     for bad in ("[", "*", "blog.example:8080", "user@host.org"):
         with pytest.raises(UserError, match="neither a domain"):
             Patterns([bad], "list")
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated", r"part-00000-of-00002.parquet: not a readable Parquet file"),
+    ("no_column", r"part-00000-of-00002.parquet: no column 'cond_image_id'"),
+    ("wrong_kind", r"part-00000-of-00002.parquet: column 'phash_distance' holds string, expected integer"),
+])
+def test_a_damaged_manifest_file_is_named_by_filter_publish_and_train(mined, tiny_encoder, settings, tmp_path,
+                                                                       damage, message):
+    """A truncated part file, one without a column, or with a column of another kind: one error naming the file
+    and the column, before any job starts (was: an internal error deep in the Beam job, or a KeyError)."""
+    import shutil
+
+    from semantica.training.data import check_pairs
+    bad = tmp_path / "bad"
+    shutil.copytree(mined, bad)
+    part = bad / "pairs" / "part-00000-of-00002.parquet"
+    if damage == "truncated":
+        part.write_bytes(part.read_bytes()[:100])
+    else:
+        t = pq.read_table(part)
+        t = t.drop_columns(["cond_image_id"]) if damage == "no_column" else t.set_column(
+            t.schema.get_field_index("phash_distance"), "phash_distance",
+            pa.array([str(x) for x in t.column("phash_distance").to_pylist()]))
+        pq.write_table(t, part)
+    with pytest.raises(UserError, match=message):
+        run_filter(settings, bad, tmp_path / "f", encoder=str(tiny_encoder))
+    with pytest.raises(UserError, match=message):
+        run_publish(settings, bad, tmp_path / "p")
+    if damage != "wrong_kind":  # train reads only the ids and bytes
+        with pytest.raises(UserError, match=message):
+            check_pairs(bad)
+    assert not (tmp_path / "f").exists() and not (tmp_path / "p").exists()

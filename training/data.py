@@ -21,8 +21,10 @@ from PIL import Image
 
 from semantica.errors import UserError
 from semantica.outputs import require_complete
+from semantica.schemas import IMAGES, PAIRS, manifest_files
 
 log = logging.getLogger(__name__)
+NEEDED_PAIRS, NEEDED_IMAGES = ["pair_id", "cond_image_id", "target_image_id"], ["image_id", "bytes"]
 MARGIN = 1.125  # decode a little larger than the model's resolution: room for random crops
 
 
@@ -39,9 +41,17 @@ def check_pairs(pairs_dir: Path) -> None:
     if not pairs_dir.is_dir():
         raise UserError(f"--pairs {pairs_dir}: no such folder" if not pairs_dir.exists() else
                         f"--pairs {pairs_dir}: a file; give the folder `semantica mine`, `filter` or `publish` wrote")
-    if not (pairs_dir / "data").is_dir():
-        _find(pairs_dir, "pairs"), _find(pairs_dir, "images")
-    require_complete(pairs_dir, "train")
+    published = (pairs_dir / "data").is_dir()
+    if not published and not ((pairs_dir / "pairs").is_dir() and (pairs_dir / "images").is_dir()):
+        raise UserError(f"{pairs_dir}: no pairs/ and images/ manifests (expected `semantica mine`, `filter` or "
+                        f"`publish` output)")  # a folder of something else, said as such
+    require_complete(pairs_dir, "train")  # a killed run's half-written files: said before they are read
+    if published:
+        manifest_files(pairs_dir / "data", PAIRS, NEEDED_PAIRS, "pairs-*.parquet")
+        manifest_files(pairs_dir / "data", IMAGES, NEEDED_IMAGES, "images-*.parquet")
+    else:
+        manifest_files(_find(pairs_dir, "pairs"), PAIRS, NEEDED_PAIRS)
+        manifest_files(_find(pairs_dir, "images"), IMAGES, NEEDED_IMAGES)
 
 
 def load_examples(pairs_dir: Path) -> pa.Table:
@@ -49,12 +59,14 @@ def load_examples(pairs_dir: Path) -> pa.Table:
     pairs_dir = Path(pairs_dir)
     check_pairs(pairs_dir)
     if (pairs_dir / "data").is_dir():  # a published dataset
-        pairs = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("pairs-*.parquet"))])
-        images = pq.read_table([str(p) for p in sorted((pairs_dir / "data").glob("images-*.parquet"))],
-                               columns=["image_id", "bytes"])
+        pairs = pq.read_table(manifest_files(pairs_dir / "data", PAIRS, NEEDED_PAIRS, "pairs-*.parquet"),
+                              columns=NEEDED_PAIRS)
+        images = pq.read_table(manifest_files(pairs_dir / "data", IMAGES, NEEDED_IMAGES, "images-*.parquet"),
+                               columns=NEEDED_IMAGES)
     else:
-        pairs = pq.read_table(_find(pairs_dir, "pairs"), columns=["pair_id", "cond_image_id", "target_image_id"])
-        images = pq.read_table(_find(pairs_dir, "images"), columns=["image_id", "bytes"])
+        pairs = pq.read_table(manifest_files(_find(pairs_dir, "pairs"), PAIRS, NEEDED_PAIRS), columns=NEEDED_PAIRS)
+        images = pq.read_table(manifest_files(_find(pairs_dir, "images"), IMAGES, NEEDED_IMAGES),
+                               columns=NEEDED_IMAGES)
     pairs = pairs.select(["pair_id", "cond_image_id", "target_image_id"])
     # inner joins: pyarrow's default (left outer) would hand a pair whose image is absent to training as null bytes
     cond = pairs.join(images.rename_columns(["cond_image_id", "cond_bytes"]), "cond_image_id", join_type="inner")

@@ -131,6 +131,8 @@ def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica mine`)")
     require_complete(pairs_dir, "filter")
+    schemas.manifest_files(pairs_dir / "pairs", schemas.PAIRS)  # each file's footer: a damaged one is named
+    schemas.manifest_files(pairs_dir / "images", schemas.IMAGES)  # here, not deep in the Beam job
     from semantica.encoders import load_encoder
     load_encoder(encoder)  # fail here, in one clear line, rather than inside a worker
     prepare_output(out, overwrite, [pairs_dir, encoder] if Path(encoder).exists() else [pairs_dir])

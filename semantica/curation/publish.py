@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from semantica import schemas
 from semantica.config import PublishConfig, Settings
 from semantica.errors import UserError
 from semantica.images import hamming, to_rgb, to_signed
@@ -254,6 +255,9 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
     require_complete(pairs_dir, "publish")
+    # the same files filter reads (the top level's *.parquet), each checked by its footer: one clear error
+    pair_files = schemas.manifest_files(pairs_dir / "pairs", schemas.PAIRS)
+    image_files = schemas.manifest_files(pairs_dir / "images", schemas.IMAGES)
     opt_out = Patterns(list(cfg.opt_out) + _read_lines(opt_out_file, "--opt-out"),
                        opt_out_file or "stages.publish.opt_out")
     blocklist = Patterns(_read_lines(cfg.url_blocklist, "stages.publish.url_blocklist"), cfg.url_blocklist or "")
@@ -269,8 +273,8 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     inputs = [pairs_dir] + [f for f in (opt_out_file, cfg.url_blocklist, cfg.phash_blocklist) if f]
     prepare_output(out, overwrite, inputs)  # after every list is read: a bad line leaves the output as it was
 
-    pairs = sorted(pq.read_table(pairs_dir / "pairs").to_pylist(), key=lambda p: p["pair_id"])
-    images = {r["image_id"]: r for r in pq.read_table(pairs_dir / "images").to_pylist()}
+    pairs = sorted(pq.read_table(pair_files).to_pylist(), key=lambda p: p["pair_id"])
+    images = {r["image_id"]: r for r in pq.read_table(image_files).to_pylist()}
     kept, drops = curate(pairs, images, cfg, opt_out, blocklist, phash_block, classifier)
     # every URL, not only those curate looked at before a pair was dropped; the names go to the log only
     # (the published stats.json would otherwise publish who opted out)
