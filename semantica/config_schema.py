@@ -212,6 +212,7 @@ class FilterConfig(_Section):
         _check(-1.0 <= self.low < self.high, "low", self.low, f"within [-1, high = {self.high})")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "at least 1")
         for key in ("sweep_lows", "sweep_highs"):
+            _check(len(getattr(self, key)) >= 1, key, list(getattr(self, key)), "one or more values to sweep")
             values = getattr(self, key)
             _check(all(-1.0 <= v <= 1.0 for v in values), key, list(values), "cosine similarities within [-1, 1]")
 
@@ -334,7 +335,12 @@ class ModelConfig(_Section):
         n = len(self.block_out_channels)
         _check(len(self.down_block_types) == n == len(self.up_block_types), "down_block_types",
                list(self.down_block_types), f"one block type per entry of block_out_channels ({n})")
-        _check(self.resolution % (2 ** (n - 1)) == 0, "resolution", self.resolution, f"divisible by {2 ** (n - 1)}")
+        _check(n >= 1 and all(c >= 1 for c in self.block_out_channels), "block_out_channels",
+               list(self.block_out_channels), "one or more channel counts, each at least 1")
+        _check(self.resolution >= 2 ** (n - 1) and self.resolution % (2 ** (n - 1)) == 0, "resolution",
+               self.resolution, f"a positive multiple of {2 ** (n - 1)}")
+        for key in ("layers_per_block", "cross_attention_dim"):
+            _check(getattr(self, key) >= 1, key, getattr(self, key), "at least 1")
         w = self.attention_head_dim
         _check(w > 0 and w % 8 == 0, "attention_head_dim", w,
                "a head width that is a multiple of 8 (fused attention kernels want it)")

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 
 from semantica.errors import UserError
 
@@ -109,14 +110,24 @@ def _local_or_missing(name: str) -> bool:
     return False
 
 
+SAVED_FILES = {"config.json": ("config.json",), "preprocessor_config.json": ("preprocessor_config.json",),
+               "the weights (model.safetensors or pytorch_model.bin)": ("model.safetensors", "pytorch_model.bin",
+                                                                         "model.safetensors.index.json")}
+
+
 def _not_found(name, local: bool, e: Exception) -> EncoderNotFound:
-    where = "this directory has no saved model" if local else (
-        "it is not in the local Hugging Face cache and the hub cannot be reached (offline?)")
+    reason = f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})"
+    if local:  # a folder: say which of the files save_pretrained writes it lacks, no hub advice
+        missing = [what for what, files in SAVED_FILES.items() if not any((Path(name) / f).exists() for f in files)]
+        where = f"this folder lacks {', '.join(missing)}" if missing else "its saved files cannot be read"
+        return EncoderNotFound(f"encoder {name!r}: cannot load: {where}; save the model and its image processor "
+                               f"there with `save_pretrained`, or train a tiny one with `semantica tiny-encoder`. "
+                               f"{reason}")
     return EncoderNotFound(
-        f"encoder {name!r}: cannot load: {where}. Download it where there is a network "
-        f"(`huggingface-cli download {name}`) and copy the cache, pass a local directory, or "
-        f"train a tiny one for offline runs with `semantica tiny-encoder`. ({type(e).__name__}: "
-        f"{str(e).splitlines()[0][:200]})")
+        f"encoder {name!r}: cannot load: it is not in the local Hugging Face cache and the hub cannot be reached "
+        f"(offline?). Download it where there is a network (`huggingface-cli download {name}`) and copy the "
+        f"cache, pass a local directory, or train a tiny one for offline runs with `semantica tiny-encoder`. "
+        f"{reason}")
 
 
 def check_encoder(name_or_path: str) -> None:
@@ -147,6 +158,8 @@ def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncod
         model = model_cls.from_pretrained(name_or_path, torch_dtype=dtype)
         processor = AutoImageProcessor.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:  # ValueError: a directory without a model's config.json
+        raise _not_found(name_or_path, local, e) from None
+    except SafetensorError as e:  # a truncated or damaged weights file
         raise _not_found(name_or_path, local, e) from None
     log.info("encoder %s (%s, %d-dim) on %s", name_or_path, family, config.hidden_size, dev)
     return FrozenEncoder(model.to(dev), processor, str(name_or_path), family).to(dev)

@@ -68,8 +68,11 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
         with FileSystems.create(f"{out}/{MARKER}") as f:
             f.write(text)
         return
-    Path(out).mkdir(parents=True, exist_ok=True)
-    (Path(out) / MARKER).write_bytes(text)
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / MARKER).write_bytes(text)
+    except OSError as e:  # a name too long, a read-only disk, no permission
+        raise UserError(f"{out}: cannot make this output folder: {e.strerror or e}") from None
 
 
 def check_local_output(out: Path, inputs: Iterable = ()) -> None:

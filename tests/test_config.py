@@ -67,6 +67,9 @@ def test_set_overrides_yaml():
     ("stages.train.ema_decay=1.0", "stages.train.ema_decay: 1.0 is invalid"),
     ("stages.evaluate.steps=0", "stages.evaluate.steps: 0 is invalid"),
     ("stages.evaluate.guidance_scales=[0.0, -1.0]", "stages.evaluate.guidance_scales: [0.0, -1.0] is invalid"),
+    ("stages.filter.sweep_lows=[]", "stages.filter.sweep_lows: [] is invalid: expected one or more values"),
+    ("models.tiny.resolution=0", "models.tiny.resolution: 0 is invalid: expected a positive multiple of 2"),
+    ("models.tiny.layers_per_block=0", "models.tiny.layers_per_block: 0 is invalid"),
     ("nosuchsection.x=1", "nosuchsection is not a section"),
     ("stages.mine.seed", "expected KEY.PATH=VALUE"),
 ])

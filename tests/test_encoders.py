@@ -47,15 +47,27 @@ def test_missing_model_offline_is_a_clear_error(tmp_path):
     with pytest.raises(EncoderNotFound, match="facebook/dinov2-nonexistent.*not in the local Hugging Face cache"):
         load_encoder("facebook/dinov2-nonexistent")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(EncoderNotFound, match="this directory has no saved model"):
+    with pytest.raises(EncoderNotFound, match="this folder lacks config.json, preprocessor_config.json, the weights"):
         load_encoder(str(tmp_path / "empty"))
     for path in (tmp_path / "nothere", "./nothere", "/nonexistent/enc", f"{tmp_path}/nothere/"):
         with pytest.raises(EncoderNotFound, match="no such folder"):  # not "download it from the hub"
             load_encoder(str(path))
         with pytest.raises(EncoderNotFound, match="no such folder"):
             check_encoder(str(path))
-    with pytest.raises(EncoderNotFound, match="this directory has no saved model"):
+    with pytest.raises(EncoderNotFound, match="this folder lacks config.json"):
         check_encoder(str(tmp_path / "empty"))
     with pytest.raises(EncoderNotFound, match="not in the local Hugging Face cache"):
         check_encoder("facebook/dinov2-nonexistent")
     check_encoder(str(build_tiny_encoder(tmp_path / "saved")))  # its config is enough: no weights loaded
+    import shutil
+    for damage, message in (("preprocessor", r"this folder lacks preprocessor_config.json; save the model and its "
+                                             r"image processor there with `save_pretrained`"),
+                            ("weights", r"its saved files cannot be read.*SafetensorError")):
+        broken = shutil.copytree(tmp_path / "saved", tmp_path / damage)
+        if damage == "preprocessor":
+            (broken / "preprocessor_config.json").unlink()
+        else:
+            (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:100])
+        with pytest.raises(EncoderNotFound, match=message) as e:
+            load_encoder(str(broken))
+        assert "huggingface-cli download" not in str(e.value)  # a folder, not a hub id

@@ -261,3 +261,21 @@ def test_a_damaged_manifest_file_is_named_by_filter_publish_and_train(mined, tin
         with pytest.raises(UserError, match=message):
             check_pairs(bad)
     assert not (tmp_path / "f").exists() and not (tmp_path / "p").exists()
+
+
+def test_publish_refuses_a_multiline_name_a_damaged_stats_file_and_an_impossible_output(filtered, settings,
+                                                                                         tmp_path):
+    """--name goes into the card: a newline would write into its body. A stats.json that is not JSON, and an
+    output name the file system refuses, are one line each (were internal errors); no output is left."""
+    import shutil
+    out, _ = filtered
+    with pytest.raises(UserError, match=r"--name 'x\\n---\\nlicense: mit': one line of printable text"):
+        run_publish(settings, out, tmp_path / "p1", name="x\n---\nlicense: mit")
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    (bad / "stats.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"bad/stats.json: not readable JSON"):
+        run_publish(settings, bad, tmp_path / "p2")
+    with pytest.raises(UserError, match=r"cannot make this output folder: File name too long"):
+        run_publish(settings, out, tmp_path / ("x" * 300))
+    assert not (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()

@@ -255,6 +255,12 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
     require_complete(pairs_dir, "publish")
+    if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):  # a newline would write into the card
+        raise UserError(f"--name {name!r}: one line of printable text")
+    try:  # read now: the card needs it, and a damaged one must fail before the output is made
+        upstream = json.loads((pairs_dir / "stats.json").read_text()) if (pairs_dir / "stats.json").exists() else {}
+    except (ValueError, OSError) as e:
+        raise UserError(f"{pairs_dir / 'stats.json'}: not readable JSON ({type(e).__name__}: {e})") from None
     # the same files filter reads (the top level's *.parquet), each checked by its footer: one clear error
     pair_files = schemas.manifest_files(pairs_dir / "pairs", schemas.PAIRS)
     image_files = schemas.manifest_files(pairs_dir / "images", schemas.IMAGES)
@@ -303,7 +309,6 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
         files.append(out / "contact_sheet.png")
 
     sources = (pairs_dir / "inputs.txt").read_text().split() if (pairs_dir / "inputs.txt").exists() else []
-    upstream = json.loads((pairs_dir / "stats.json").read_text()) if (pairs_dir / "stats.json").exists() else {}
     stats = {"name": name, "pairs_in": len(pairs), "pairs": len(kept), "images": len(image_rows),
              "pages": len({p["page_url"] for p in kept}), "domains": len({p["domain"] for p in kept}),
              "drops": {"publish": drops}, "opt_out_patterns": len(opt_out), "url_blocklist_patterns": len(blocklist),
