@@ -77,6 +77,10 @@ def prepare_output(out, overwrite: bool, inputs: Iterable = ()) -> None:
 
 def check_local_output(out: Path, inputs: Iterable = ()) -> None:
     """A local output folder that can be made, and is neither one of `inputs` nor holds one."""
+    try:
+        out.exists()
+    except OSError as e:  # a name too long for the file system: stat itself refuses it
+        raise UserError(f"{out}: cannot make this output folder: {e.strerror or e}") from None
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: the output must be a folder, and this is a file")
     for parent in out.parents:
