@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import struct
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageMode, UnidentifiedImageError
+from PIL import Image, ImageMode
 
 from semantica.config import DecodeConfig
-from semantica.images import TooManyPixels, bombs_refused, open_capped, to_rgb, to_signed
+from semantica.images import BOMB, CORRUPT, bombs_refused, open_capped, to_rgb, to_signed
 from semantica.mining import reasons as R
 
 # The size is checked against our own limit first; Pillow's bomb check stays on behind it.
@@ -128,10 +127,9 @@ def decode_image(data: bytes, cfg: DecodeConfig) -> Union[Decoded, DecodeFailure
                                                    f"max_memory_mb {cfg.max_memory_mb}")
             img.load()
             phash = phash_int(to_grey(img))
-    except (TooManyPixels, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except BOMB as e:
         return DecodeFailure(R.DEC_BOMB, str(e)[:200])
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError,
-            TypeError, struct.error) as e:
+    except CORRUPT as e:
         return DecodeFailure(R.DEC_CORRUPT, f"{type(e).__name__}: {e}"[:200])
     return Decoded(image_id=image_id(data), phash=to_signed(phash), width=w, height=h, format=fmt,
                    mode=img.mode, frames=frames)

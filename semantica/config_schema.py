@@ -212,8 +212,8 @@ class FilterConfig(_Section):
         _check(-1.0 <= self.low < self.high, "low", self.low, f"within [-1, high = {self.high})")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "at least 1")
         for key in ("sweep_lows", "sweep_highs"):
-            _check(len(getattr(self, key)) >= 1, key, list(getattr(self, key)), "one or more values to sweep")
             values = getattr(self, key)
+            _check(len(values) >= 1, key, list(values), "one or more values to sweep")
             _check(all(-1.0 <= v <= 1.0 for v in values), key, list(values), "cosine similarities within [-1, 1]")
 
 

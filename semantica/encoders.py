@@ -157,9 +157,8 @@ def load_encoder(name_or_path: str, device: Optional[str] = None) -> FrozenEncod
         dev, dtype = _device_dtype(device)
         model = model_cls.from_pretrained(name_or_path, torch_dtype=dtype)
         processor = AutoImageProcessor.from_pretrained(name_or_path)
-    except (OSError, ValueError) as e:  # ValueError: a directory without a model's config.json
-        raise _not_found(name_or_path, local, e) from None
-    except SafetensorError as e:  # a truncated or damaged weights file
+    # ValueError: a directory without a model's config.json; SafetensorError: truncated or damaged weights
+    except (OSError, ValueError, SafetensorError) as e:
         raise _not_found(name_or_path, local, e) from None
     log.info("encoder %s (%s, %d-dim) on %s", name_or_path, family, config.hidden_size, dev)
     return FrozenEncoder(model.to(dev), processor, str(name_or_path), family).to(dev)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import warnings
 from typing import Iterator, Optional
 
@@ -17,6 +18,13 @@ from PIL import Image
 
 class TooManyPixels(ValueError):
     """The header declares more pixels than the cap: refused before any pixel is decoded."""
+
+
+# What Pillow raises for image bytes it refuses: a decompression bomb, and bytes that are no image or a broken
+# one (UnidentifiedImageError is an OSError). Mining tells the two apart; the later stages skip either.
+BOMB = (TooManyPixels, Image.DecompressionBombError, Image.DecompressionBombWarning)
+CORRUPT = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error)
+UNREADABLE = BOMB + CORRUPT
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from PIL import Image
 
 from semantica.errors import UserError
 from semantica.outputs import require_complete
+from semantica.images import UNREADABLE
 from semantica.schemas import IMAGES, PAIRS, manifest_files
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ def _find(folder: Path, name: str) -> Path:
     raise UserError(f"{folder}: no {name}/ manifest (expected `semantica mine`, `filter` or `publish` output)")
 
 
-def check_pairs(pairs_dir: Path) -> None:
-    """That `pairs_dir` is a finished mine / filter / publish output with its manifests (cheap: no data read)."""
+def check_pairs(pairs_dir: Path) -> tuple[list[str], list[str]]:
+    """That `pairs_dir` is a finished mine / filter / publish output with its manifests (cheap: no data read);
+    its (pairs, images) Parquet files."""
     pairs_dir = Path(pairs_dir)
     if not pairs_dir.is_dir():
         raise UserError(f"--pairs {pairs_dir}: no such folder" if not pairs_dir.exists() else
@@ -47,27 +49,18 @@ def check_pairs(pairs_dir: Path) -> None:
                         f"`publish` output)")  # a folder of something else, said as such
     require_complete(pairs_dir, "train")  # a killed run's half-written files: said before they are read
     if published:
-        manifest_files(pairs_dir / "data", PAIRS, NEEDED_PAIRS, "pairs-*.parquet")
-        manifest_files(pairs_dir / "data", IMAGES, NEEDED_IMAGES, "images-*.parquet")
-    else:
-        manifest_files(_find(pairs_dir, "pairs"), PAIRS, NEEDED_PAIRS)
-        manifest_files(_find(pairs_dir, "images"), IMAGES, NEEDED_IMAGES)
+        return (manifest_files(pairs_dir / "data", PAIRS, NEEDED_PAIRS, "pairs-*.parquet"),
+                manifest_files(pairs_dir / "data", IMAGES, NEEDED_IMAGES, "images-*.parquet"))
+    return (manifest_files(_find(pairs_dir, "pairs"), PAIRS, NEEDED_PAIRS),
+            manifest_files(_find(pairs_dir, "images"), IMAGES, NEEDED_IMAGES))
 
 
 def load_examples(pairs_dir: Path) -> pa.Table:
     """pair_id, cond_bytes, target_bytes: one row per pair, sorted by pair_id (a stable order)."""
     pairs_dir = Path(pairs_dir)
-    check_pairs(pairs_dir)
-    if (pairs_dir / "data").is_dir():  # a published dataset
-        pairs = pq.read_table(manifest_files(pairs_dir / "data", PAIRS, NEEDED_PAIRS, "pairs-*.parquet"),
-                              columns=NEEDED_PAIRS)
-        images = pq.read_table(manifest_files(pairs_dir / "data", IMAGES, NEEDED_IMAGES, "images-*.parquet"),
-                               columns=NEEDED_IMAGES)
-    else:
-        pairs = pq.read_table(manifest_files(_find(pairs_dir, "pairs"), PAIRS, NEEDED_PAIRS), columns=NEEDED_PAIRS)
-        images = pq.read_table(manifest_files(_find(pairs_dir, "images"), IMAGES, NEEDED_IMAGES),
-                               columns=NEEDED_IMAGES)
-    pairs = pairs.select(["pair_id", "cond_image_id", "target_image_id"])
+    pair_files, image_files = check_pairs(pairs_dir)
+    pairs = pq.read_table(pair_files, columns=NEEDED_PAIRS)
+    images = pq.read_table(image_files, columns=NEEDED_IMAGES)
     # inner joins: pyarrow's default (left outer) would hand a pair whose image is absent to training as null bytes
     cond = pairs.join(images.rename_columns(["cond_image_id", "cond_bytes"]), "cond_image_id", join_type="inner")
     both = cond.join(images.rename_columns(["target_image_id", "target_bytes"]), "target_image_id",
@@ -104,7 +97,7 @@ def decode_batch(batch: dict, resolution: int) -> dict:
     for i, (pid, c, t) in enumerate(zip(batch["pair_id"], batch["cond_bytes"], batch["target_bytes"])):
         try:
             pair = _decode(c, size), _decode(t, size)
-        except (OSError, ValueError, SyntaxError, TypeError, Image.DecompressionBombError) as e:
+        except UNREADABLE as e:
             log.warning("pair %s skipped: an image does not decode (%s: %s)", pid, type(e).__name__, e)
             continue
         keep.append(i)

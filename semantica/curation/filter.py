@@ -62,13 +62,13 @@ class Embed(beam.DoFn):
     def process(self, rows):
         import io
         from PIL import Image
-        from semantica.images import to_rgb
+        from semantica.images import UNREADABLE, to_rgb
         images, ok = [], []
         for r in rows:
             try:
                 images.append(to_rgb(Image.open(io.BytesIO(r["bytes"] or b""))))
                 ok.append(r)
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # its pairs: NO_IMAGE
+            except UNREADABLE as e:  # its pairs: NO_IMAGE
                 log.warning("filter: image %s (%s) does not decode: %s: %s", r["image_id"], r.get("url"),
                             type(e).__name__, e)
                 Metrics.counter("semantica.filter", "images_undecodable").inc()

@@ -35,7 +35,7 @@ from PIL import Image
 from semantica import schemas
 from semantica.config import PublishConfig, Settings
 from semantica.errors import UserError
-from semantica.images import hamming, to_rgb, to_signed
+from semantica.images import UNREADABLE, hamming, to_rgb, to_signed
 from semantica.outputs import mark_complete, prepare_output, require_complete
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def curate(pairs: list[dict], images: dict, cfg: PublishConfig, opt_out: Pattern
     def classified_unsafe(img: dict) -> Optional[str]:
         try:
             image = to_rgb(Image.open(io.BytesIO(img["bytes"] or b"")))
-        except (OSError, ValueError, SyntaxError) as e:  # what PIL raises for bytes it cannot read
+        except UNREADABLE as e:
             log.warning("publish: image %s (%s) undecodable, its pairs dropped: %s: %s", img["image_id"],
                         img["url"], type(e).__name__, e)
             return "undecodable_image"
