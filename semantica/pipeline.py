@@ -32,7 +32,7 @@ from transformers import ImageProcessingMixin, PreTrainedModel
 from semantica.config_schema import SCHEDULER_NAMES
 from semantica.encoders import FrozenEncoder
 from semantica.errors import UserError
-from semantica.models import ConditionAdapter, condition_kwargs
+from semantica.models import ConditionAdapter, image_size, predict
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class SemanticaPipeline(DiffusionPipeline):
         images = [images] if isinstance(images, PIL.Image.Image) else list(images)
         enc = self.encoder
         device = self._execution_device
-        res = self.unet.config.sample_size
+        res = image_size(self.unet)
         counts = [num_variations] * len(images) if isinstance(num_variations, int) else list(num_variations)
         if len(counts) != len(images):
             raise ValueError(f"num_variations: {len(counts)} counts for {len(images)} images")
@@ -165,12 +165,11 @@ class SemanticaPipeline(DiffusionPipeline):
             for t in self.scheduler.timesteps:
                 x_in = self.scheduler.scale_model_input(x, t).to(dtype)
                 if guidance_scale == 1.0:
-                    v = self.unet(x_in, t, **condition_kwargs(self.unet, cond)).sample
+                    v = predict(self.unet, x_in, t, cond)
                 elif guidance_scale == 0.0:  # the unconditional model alone: half the work
-                    v = self.unet(x_in, t, **condition_kwargs(self.unet, uncond)).sample
+                    v = predict(self.unet, x_in, t, uncond)
                 else:  # classifier-free guidance: v_u + g (v_c − v_u); g = 0 is the unconditional model
-                    both = self.unet(torch.cat([x_in, x_in]), t,
-                                     **condition_kwargs(self.unet, torch.cat([uncond, cond]))).sample
+                    both = predict(self.unet, torch.cat([x_in, x_in]), t, torch.cat([uncond, cond]))
                     v_u, v_c = both.float().chunk(2)
                     v = v_u + guidance_scale * (v_c - v_u)
                 x = self.scheduler.step(v.float(), t, x, **step_kwargs).prev_sample

@@ -8,8 +8,8 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from semantica.config import ModelConfig
-# shared with the pipeline (semantica/pipeline.py); step.py imports it here
-from semantica.models import ConditionAdapter, condition_kwargs
+# shared with the pipeline (semantica/pipeline.py); step.py imports the adapter here
+from semantica.models import ConditionAdapter, predict
 
 
 def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2DConditionModel:
@@ -18,11 +18,13 @@ def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2D
     documented naming quirk, diffusers issue 2011), so it gets per-block head counts, channels ÷ width.
     `heads` overrides them (benchmarks rebuild the old layout with it)."""
     return UNet2DConditionModel(
-        sample_size=cfg.resolution, in_channels=3, out_channels=3,
+        # a patch UNet (patch_size p > 1) sees p×p pixel patches as 3·p² channels at resolution / p
+        sample_size=cfg.resolution // cfg.patch_size, in_channels=3 * cfg.patch_size ** 2,
+        out_channels=3 * cfg.patch_size ** 2,
         block_out_channels=tuple(cfg.block_out_channels), down_block_types=tuple(cfg.down_block_types),
         up_block_types=tuple(cfg.up_block_types), layers_per_block=cfg.layers_per_block,
         cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=heads or cfg.heads_per_block(),
-        norm_num_groups=min(32, cfg.block_out_channels[0]),
+        norm_num_groups=cfg.groups(),
         # pooled condition: diffusers' "projection" class embedding, added to the time embedding
         class_embed_type="projection" if cfg.pooled_condition else None,
         projection_class_embeddings_input_dim=cfg.cross_attention_dim if cfg.pooled_condition else None)
@@ -37,4 +39,4 @@ class Denoiser(torch.nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
-        return self.unet(x_t, t, **condition_kwargs(self.unet, self.adapter(tokens, drop))).sample
+        return predict(self.unet, x_t, t, self.adapter(tokens, drop))

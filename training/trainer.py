@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 STEP_FILE = "step.txt"  # beside state.pt, so finding the latest checkpoint reads no weights
 HEADS_FILE = "attention_heads.json"  # beside state.pt: the heads per block its UNet was built with
+MODEL_FILE = "model_config.json"  # beside state.pt: the model config its UNet was built from (since 0.3)
 
 
 def _train_loop(config: dict) -> None:
@@ -138,6 +139,7 @@ class Reporter:
         # "<step> <bytes of state.pt>": a copy torn by a kill is recognised and skipped
         (folder / STEP_FILE).write_text(f"{state.step} {(folder / STATE_FILE).stat().st_size}")
         (folder / HEADS_FILE).write_text(json.dumps(list(self.model_cfg.heads_per_block())))
+        (folder / MODEL_FILE).write_text(json.dumps(asdict(self.model_cfg), indent=1))
 
 
 def _write_digest(config: dict, state, rank: int) -> None:
@@ -199,10 +201,21 @@ def _alive(pid: int) -> bool:
 
 
 def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
-    """A checkpoint written before `attention_head_dim` meant a head width has no HEADS_FILE: its UNet
-    split every block into `attention_head_dim` heads (diffusers' reading). Head counts change no weight
-    shape, so it would load without error into the new layout and compute another function."""
-    f = Path(checkpoint) / HEADS_FILE
+    """The checkpoint's UNet must be the one `model_cfg` builds. Head counts, GroupNorm's groups and the like
+    change no weight shape, so another layout would load without error and compute another function.
+    Since 0.3 the checkpoint holds its model config (MODEL_FILE); older ones hold their heads per block
+    (HEADS_FILE) or, before heads were widths, nothing: their UNets had patch_size 1 and the default groups."""
+    folder = Path(checkpoint)
+    if (folder / MODEL_FILE).exists():
+        saved = json.loads((folder / MODEL_FILE).read_text())
+        now = json.loads(json.dumps(asdict(model_cfg)))
+        diff = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
+                if saved.get(k, now.get(k)) != now.get(k)]
+        if diff:
+            raise UserError(f"{checkpoint}: trained with another model config ({'; '.join(diff)}): resume with the "
+                            f"model it was trained with (--model), or train into a new RUN_DIR")
+        return
+    f = folder / HEADS_FILE
     n = len(model_cfg.block_out_channels)
     saved = json.loads(f.read_text()) if f.exists() else [model_cfg.attention_head_dim] * n
     now = list(model_cfg.heads_per_block())
@@ -210,6 +223,10 @@ def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
         raise UserError(f"{checkpoint}: its UNet has {saved} attention heads per block, the model config gives {now} "
                         f"(attention_head_dim = {model_cfg.attention_head_dim} is a head width since semantica 0.2; "
                         f"before, diffusers read it as a head count): train into a new RUN_DIR")
+    if model_cfg.patch_size != 1 or model_cfg.groups() != min(32, model_cfg.block_out_channels[0]):
+        raise UserError(f"{checkpoint}: written before patch_size and norm_num_groups were model settings, so its "
+                        f"UNet has patch_size 1 and {min(32, model_cfg.block_out_channels[0])} norm groups; the model "
+                        f"config gives {model_cfg.patch_size} and {model_cfg.groups()}: train into a new RUN_DIR")
 
 
 def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optional[str] = None,
