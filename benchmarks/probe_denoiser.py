@@ -28,7 +28,7 @@ import torch.nn.functional as F  # noqa: E402
 from diffusers import DDIMScheduler  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from semantica.models import image_size, predict  # noqa: E402
+from semantica.models import predict  # noqa: E402
 from semantica.pipeline import SemanticaPipeline  # noqa: E402
 from semantica.training.data import _decode, load_examples  # noqa: E402
 from semantica.training.diffusion import make_scheduler  # noqa: E402
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     folder = args.model / "pipeline" if (args.model / "pipeline").is_dir() else args.model
     pipe = SemanticaPipeline.from_pretrained(folder)
-    res = image_size(pipe.unet)
+    res = pipe.unet.config.sample_size
     table = load_examples(args.pairs).to_pydict()
     pick = np.random.default_rng(args.seed).choice(len(table["pair_id"]), args.pictures, replace=False)
     x0 = torch.tensor(np.stack([_decode(table["target_bytes"][i], res) for i in pick]))

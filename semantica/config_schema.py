@@ -265,7 +265,6 @@ class TrainConfig(_Section):
     ema_foreach: Bool
     pin_memory: Bool
     gradient_checkpointing: Bool
-    snr_sampling: Bool = False  # with snr_gamma: t drawn in proportion to the Min-SNR weight instead of weighting
 
     def check(self) -> None:
         _check(self.compile_mode in COMPILE_MODES, "compile_mode", self.compile_mode,
@@ -331,8 +330,6 @@ class ModelConfig(_Section):
     cross_attention_dim: Int
     attention_head_dim: Int
     pooled_condition: Bool = False  # the mean condition token also joins the time embedding (every block sees it)
-    patch_size: Int = 1       # p > 1: the UNet sees p×p pixel patches as channels (maps of resolution / p)
-    norm_num_groups: Optional[Int] = None  # GroupNorm groups; None: min(32, block_out_channels[0])
 
     def check(self) -> None:
         n = len(self.block_out_channels)
@@ -340,16 +337,10 @@ class ModelConfig(_Section):
                list(self.down_block_types), f"one block type per entry of block_out_channels ({n})")
         _check(n >= 1 and all(c >= 1 for c in self.block_out_channels), "block_out_channels",
                list(self.block_out_channels), "one or more channel counts, each at least 1")
-        _check(self.patch_size >= 1, "patch_size", self.patch_size, "at least 1 (1: the UNet sees pixels)")
-        m = 2 ** (n - 1) * self.patch_size
-        _check(self.resolution >= m and self.resolution % m == 0, "resolution",
-               self.resolution, f"a positive multiple of {m}")
+        _check(self.resolution >= 2 ** (n - 1) and self.resolution % (2 ** (n - 1)) == 0, "resolution",
+               self.resolution, f"a positive multiple of {2 ** (n - 1)}")
         for key in ("layers_per_block", "cross_attention_dim"):
             _check(getattr(self, key) >= 1, key, getattr(self, key), "at least 1")
-        g = self.norm_num_groups
-        if g is not None:
-            _check(g >= 1 and all(c % g == 0 for c in self.block_out_channels), "norm_num_groups", g,
-                   f"a divisor of every entry of block_out_channels {list(self.block_out_channels)}")
         w = self.attention_head_dim
         _check(w > 0 and w % 8 == 0, "attention_head_dim", w,
                "a head width that is a multiple of 8 (fused attention kernels want it)")
@@ -363,9 +354,6 @@ class ModelConfig(_Section):
         n = len(self.block_out_channels)
         return ({i for i, t in enumerate(self.down_block_types) if "CrossAttn" in t}
                 | {n - 1 - i for i, t in enumerate(self.up_block_types) if "CrossAttn" in t} | {n - 1})
-
-    def groups(self) -> int:
-        return self.norm_num_groups or min(32, self.block_out_channels[0])
 
     def heads_per_block(self) -> tuple[int, ...]:
         """Attention heads of each block: channels ÷ head width (`attention_head_dim` is a width here)."""

@@ -41,27 +41,6 @@ def condition_kwargs(unet, states: torch.Tensor) -> dict:
     return {"encoder_hidden_states": states}
 
 
-def patch_size(unet) -> int:
-    """p of a UNet that sees p×p pixel patches as channels (3·p² in and out, `resolution / p` maps); 1 for a
-    UNet on pixels. Read from the UNet's own config, so an exported pipeline needs no other record of it."""
-    p = round((unet.config.in_channels / 3) ** 0.5)
-    if 3 * p * p != unet.config.in_channels or unet.config.out_channels != unet.config.in_channels:
-        raise ValueError(f"a UNet of {unet.config.in_channels} input and {unet.config.out_channels} output channels: "
-                         f"expected 3·p² of each (RGB pixels in p×p patches)")
-    return p
-
-
-def image_size(unet) -> int:
-    """The side of the images a UNet denoises, in pixels."""
-    return unet.config.sample_size * patch_size(unet)
-
-
 def predict(unet, x: torch.Tensor, t, states: torch.Tensor) -> torch.Tensor:
-    """The UNet's output for images x [B, 3, H, W] and adapter states, in the images' layout. A patch UNet
-    gets each p×p patch as 3·p² channels (space-to-depth, as DiT patchifies and Simple Diffusion downsamples
-    first): its convolutions run at 1/p² of the positions, so the same compute buys p× the channels."""
-    p = patch_size(unet)
-    if p == 1:
-        return unet(x, t, **condition_kwargs(unet, states)).sample
-    out = unet(torch.nn.functional.pixel_unshuffle(x, p), t, **condition_kwargs(unet, states)).sample
-    return torch.nn.functional.pixel_shuffle(out, p)
+    """The UNet's output (v̂) for noised images x and adapter states: what training and sampling both call."""
+    return unet(x, t, **condition_kwargs(unet, states)).sample

@@ -32,7 +32,7 @@ from transformers import ImageProcessingMixin, PreTrainedModel
 from semantica.config_schema import SCHEDULER_NAMES
 from semantica.encoders import FrozenEncoder
 from semantica.errors import UserError
-from semantica.models import ConditionAdapter, image_size, predict
+from semantica.models import ConditionAdapter, predict
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class SemanticaPipeline(DiffusionPipeline):
         images = [images] if isinstance(images, PIL.Image.Image) else list(images)
         enc = self.encoder
         device = self._execution_device
-        res = image_size(self.unet)
+        res = self.unet.config.sample_size
         counts = [num_variations] * len(images) if isinstance(num_variations, int) else list(num_variations)
         if len(counts) != len(images):
             raise ValueError(f"num_variations: {len(counts)} counts for {len(images)} images")

@@ -58,9 +58,9 @@ def test_a_checkpoint_of_the_old_head_layout_is_refused(settings, tmp_path):
 
 
 def test_a_checkpoint_of_another_model_config_is_refused_naming_what_differs(settings, tmp_path):
-    """Since 0.3 a checkpoint holds its model config: resuming with another (--model, or a changed norm_num_groups,
-    which changes no weight shape) names the keys; checkpoints from before it resume only in the old layout."""
-    from semantica.training.trainer import HEADS_FILE, MODEL_FILE, check_layout
+    """Since 0.3 a checkpoint holds its model config: resuming with another (--model, or a changed value that
+    changes no weight shape, as attention_head_dim) names the keys, not the head layout alone."""
+    from semantica.training.trainer import MODEL_FILE, check_layout
     ck = tmp_path / "ck"
     ck.mkdir()
     (ck / MODEL_FILE).write_text(json.dumps(dataclasses.asdict(settings.models["tiny"])))
@@ -68,14 +68,8 @@ def test_a_checkpoint_of_another_model_config_is_refused_naming_what_differs(set
     with pytest.raises(UserError, match=r"another model config \(.*block_out_channels: \[32, 64\] in the checkpoint, "
                                         r"\[16, 32, 64\] now.*--model"):
         check_layout(ck, settings.models["tiny_fast"])
-    with pytest.raises(UserError, match=r"norm_num_groups: None in the checkpoint, 4 now"):
-        check_layout(ck, dataclasses.replace(settings.models["tiny"], norm_num_groups=4))
-    old = tmp_path / "old"
-    old.mkdir()
-    (old / HEADS_FILE).write_text(json.dumps(list(settings.models["tiny"].heads_per_block())))
-    check_layout(old, settings.models["tiny"])
-    with pytest.raises(UserError, match="patch_size 1 and 32 norm groups; the model config gives 2 and 32"):
-        check_layout(old, dataclasses.replace(settings.models["tiny"], patch_size=2))
+    with pytest.raises(UserError, match=r"another model config \(attention_head_dim: 8 in the checkpoint, 16 now\)"):
+        check_layout(ck, dataclasses.replace(settings.models["tiny"], attention_head_dim=16))
 
 
 @pytest.fixture(scope="module")

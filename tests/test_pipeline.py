@@ -259,39 +259,3 @@ def test_the_ancestral_scheduler_draws_each_images_noise_from_its_own_generator(
     with pytest.raises(ValueError, match="one of"):
         pipe.set_scheduler("euler")
 
-
-def test_a_patch_unet_denoises_full_size_images_and_round_trips(settings, tmp_path):
-    """models.*.patch_size 2: the UNet runs at half the side on 2×2 pixel patches as 12 channels; training and the
-    pipeline both hand it patches and get pixels back, and the export says so by the UNet's own config alone."""
-    import dataclasses
-    from semantica.models import image_size, patch_size, predict
-    from semantica.training.step import build_model
-    enc_dir = build_tiny_encoder(tmp_path / "enc")
-    enc = load_encoder(str(enc_dir), device="cpu")
-    tokens = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens
-    m = build_model(dataclasses.replace(settings.models["tiny"], patch_size=2), enc.dim, tokens.shape[1], 0)
-    assert (m.unet.config.sample_size, m.unet.config.in_channels, m.unet.config.out_channels) == (16, 12, 12)
-    assert patch_size(m.unet) == 2 and image_size(m.unet) == 32
-    x, t = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([10, 500])
-    states = m.adapter(tokens.expand(2, -1, -1))
-    with torch.no_grad():
-        v = m(x, t, tokens.expand(2, -1, -1))
-        by_hand = torch.nn.functional.pixel_shuffle(
-            m.unet(torch.nn.functional.pixel_unshuffle(x, 2), t, encoder_hidden_states=states).sample, 2)
-    assert v.shape == x.shape and torch.equal(v, by_hand) and torch.equal(v, predict(m.unet, x, t, states))
-    pipe = _pipe(m, enc_dir)
-    pipe.save_pretrained(tmp_path / "p")
-    loaded = SemanticaPipeline.from_pretrained(tmp_path / "p")
-    a = pipe([RED], num_variations=2, output_type="pt", **KW).images[0]
-    assert a.shape == (2, 3, 32, 32)
-    assert torch.equal(a, loaded([RED], num_variations=2, output_type="pt", **KW).images[0])
-
-
-def test_a_unet_whose_channels_are_not_rgb_patches_is_refused():
-    from diffusers import UNet2DConditionModel
-    from semantica.models import patch_size
-    unet = UNet2DConditionModel(sample_size=8, in_channels=5, out_channels=5, block_out_channels=(8,),
-                                down_block_types=("DownBlock2D",), up_block_types=("UpBlock2D",),
-                                norm_num_groups=8, cross_attention_dim=8)
-    with pytest.raises(ValueError, match="5 input and 5 output channels: expected 3·p²"):
-        patch_size(unet)

@@ -92,32 +92,11 @@ def test_loss_is_a_function_of_the_generator():
         assert not torch.equal(loss(f, x0, {}, torch.Generator().manual_seed(1)), a)
 
 
-def test_snr_sampling_draws_t_by_the_min_snr_weight_and_meets_the_same_objective():
-    """stages.train.snr_sampling: t ∝ min(SNR_t, γ)/(SNR_t + 1), the loss unweighted times the weights' mean: the
-    same expected loss as Min-SNR-γ under uniform t (Monte Carlo, 40,000 samples), with no t of weight ~0."""
-    sched = make_scheduler()
-    x0 = _x0(n=40_000, size=2)
-    zero = lambda x_t, t: torch.zeros_like(x_t)  # noqa: E731  each sample's loss is mean(v²)
-    weighted = VLoss(sched, snr_gamma=5.0)(zero, x0, {}, torch.Generator().manual_seed(0))
-    drawn = VLoss(sched, snr_gamma=5.0, snr_sampling=True)
-    assert float(drawn(zero, x0, {}, torch.Generator().manual_seed(0))) == pytest.approx(float(weighted), rel=0.03)
-    calls = _Oracle(sched, x0)
-    assert float(drawn(calls, x0, {}, torch.Generator().manual_seed(1))) < 1e-6  # still v of the noised input
-    (t, _), = calls.calls
-    w = drawn.weight(t)
-    assert float(w.min()) > 1e-3 and float((w < 0.1).float().mean()) < 0.06  # uniform t: 29 % below 0.1
-    assert float(VLoss(sched, snr_gamma=5.0).weight(torch.arange(1000)).lt(0.1).float().mean()) > 0.25
-    a = drawn(zero, x0[:8], {}, torch.Generator().manual_seed(2))
-    assert torch.equal(a, drawn(zero, x0[:8], {}, torch.Generator().manual_seed(2)))  # a function of the generator
-
-
 def test_new_loss_takes_min_snr_gamma_from_the_config(settings):
     cfg = dataclasses.replace(settings.stages.train, snr_gamma=5.0)
     assert new_loss(cfg).snr_gamma == 5.0 and new_loss().snr_gamma == 0.0
     assert new_loss(dataclasses.replace(cfg, snr_gamma=0.0)).snr_gamma == 0.0
     assert new_loss(cfg).scheduler.config.prediction_type == "v_prediction"
-    assert new_loss(cfg).t_weights is None and new_loss(dataclasses.replace(cfg, snr_sampling=True)).t_weights.shape \
-        == (NUM_TRAIN_TIMESTEPS,)
 
 
 # ----------------------------------------------------------------------------- augmentation

@@ -11,9 +11,6 @@ The network predicts v̂ = f(z_t, t, c); the loss is E‖v̂ − v‖² (the "SN
 With `snr_gamma` = γ > 0 each sample's term is weighted by min(SNR_t, γ) / (SNR_t + 1), SNR_t = α_t²/σ_t²:
 Min-SNR-γ (Hang et al. 2023, eq. 9, its v-prediction form), which stops the low-noise steps, where
 the fine texture is, from dominating the gradient; diffusers' `compute_snr` gives SNR_t.
-With `snr_sampling` the same objective is met by drawing t in proportion to that weight, unweighted (times
-the weights' mean, so the gradient's scale is the same): under uniform t a fifth of a batch lands where the
-weight is below 0.1 (t > ~800 under the cosine schedule) and pays a full forward and backward for it.
 diffusers' DDPMScheduler computes z_t (`add_noise`) and v (`get_velocity`) from the same ᾱ.
 """
 from __future__ import annotations
@@ -43,33 +40,21 @@ def make_scheduler() -> DDPMScheduler:
 class VLoss:
     """loss(f, x, c) for one batch, f(z_t, t, **c) → v̂; `generator` makes t and ε reproducible."""
 
-    def __init__(self, scheduler: DDPMScheduler, snr_gamma: float = 0.0, snr_sampling: bool = False):
+    def __init__(self, scheduler: DDPMScheduler, snr_gamma: float = 0.0):
         self.scheduler, self.snr_gamma = scheduler, snr_gamma
-        self.t_weights = None  # snr_sampling: the Min-SNR weight of every t, drawn from in proportion
-        if snr_sampling and snr_gamma:
-            all_t = torch.arange(scheduler.config.num_train_timesteps)
-            self.t_weights = self.weight(all_t)
-
-    def weight(self, t: torch.Tensor) -> torch.Tensor:
-        snr = compute_snr(self.scheduler, t)                                        # SNR_t = α_t²/σ_t²
-        return snr.clamp(max=self.snr_gamma) / (snr + 1)                            # min(SNR_t, γ)/(SNR_t + 1)
 
     def __call__(self, f, x0: torch.Tensor, cond: dict, generator: torch.Generator) -> torch.Tensor:
         b = x0.shape[0]
         # drawn on the host with the step's generator (the same numbers on CPU and GPU, and on resume)
-        if self.t_weights is None:
-            t = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator)
-        else:
-            t = torch.multinomial(self.t_weights, b, replacement=True, generator=generator)
-        t = host_to_device(t, x0.device)
+        t = host_to_device(torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator),
+                           x0.device)
         eps = host_to_device(torch.randn(x0.shape, generator=generator), x0.device).to(x0.dtype)  # 1. ε ~ N(0, I)
         x_t = self.scheduler.add_noise(x0, eps, t)                                  # 2. z_t = α_t x + σ_t ε
         v = self.scheduler.get_velocity(x0, eps, t)                                 # 3. v = α_t ε − σ_t x
         v_hat = f(x_t, t, **cond)                                                   # 4. v̂ = f(z_t, t, c)
         if not self.snr_gamma:
             return F.mse_loss(v_hat.float(), v.float())                             # 5. ‖v̂ − v‖²
-        if self.t_weights is not None:                                              # 5'. t drawn ∝ the weight:
-            return self.t_weights.mean() * F.mse_loss(v_hat.float(), v.float())     #     E_w[‖v̂ − v‖²] · mean(w)
-        w = self.weight(t)                                                          # 5''. min(SNR_t, γ)/(SNR_t + 1)
+        snr = compute_snr(self.scheduler, t)                                        # 5'. SNR_t = α_t²/σ_t²
+        w = snr.clamp(max=self.snr_gamma) / (snr + 1)                               #     min(SNR_t, γ)/(SNR_t + 1)
         per_sample = F.mse_loss(v_hat.float(), v.float(), reduction="none").mean((1, 2, 3))
         return (w * per_sample).mean()

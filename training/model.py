@@ -18,13 +18,11 @@ def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2D
     documented naming quirk, diffusers issue 2011), so it gets per-block head counts, channels ÷ width.
     `heads` overrides them (benchmarks rebuild the old layout with it)."""
     return UNet2DConditionModel(
-        # a patch UNet (patch_size p > 1) sees p×p pixel patches as 3·p² channels at resolution / p
-        sample_size=cfg.resolution // cfg.patch_size, in_channels=3 * cfg.patch_size ** 2,
-        out_channels=3 * cfg.patch_size ** 2,
+        sample_size=cfg.resolution, in_channels=3, out_channels=3,
         block_out_channels=tuple(cfg.block_out_channels), down_block_types=tuple(cfg.down_block_types),
         up_block_types=tuple(cfg.up_block_types), layers_per_block=cfg.layers_per_block,
         cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=heads or cfg.heads_per_block(),
-        norm_num_groups=cfg.groups(),
+        norm_num_groups=min(32, cfg.block_out_channels[0]),
         # pooled condition: diffusers' "projection" class embedding, added to the time embedding
         class_embed_type="projection" if cfg.pooled_condition else None,
         projection_class_embeddings_input_dim=cfg.cross_attention_dim if cfg.pooled_condition else None)

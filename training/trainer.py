@@ -204,7 +204,7 @@ def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
     """The checkpoint's UNet must be the one `model_cfg` builds. Head counts, GroupNorm's groups and the like
     change no weight shape, so another layout would load without error and compute another function.
     Since 0.3 the checkpoint holds its model config (MODEL_FILE); older ones hold their heads per block
-    (HEADS_FILE) or, before heads were widths, nothing: their UNets had patch_size 1 and the default groups."""
+    (HEADS_FILE) or, before heads were widths, nothing."""
     folder = Path(checkpoint)
     if (folder / MODEL_FILE).exists():
         saved = json.loads((folder / MODEL_FILE).read_text())
@@ -223,10 +223,6 @@ def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
         raise UserError(f"{checkpoint}: its UNet has {saved} attention heads per block, the model config gives {now} "
                         f"(attention_head_dim = {model_cfg.attention_head_dim} is a head width since semantica 0.2; "
                         f"before, diffusers read it as a head count): train into a new RUN_DIR")
-    if model_cfg.patch_size != 1 or model_cfg.groups() != min(32, model_cfg.block_out_channels[0]):
-        raise UserError(f"{checkpoint}: written before patch_size and norm_num_groups were model settings, so its "
-                        f"UNet has patch_size 1 and {min(32, model_cfg.block_out_channels[0])} norm groups; the model "
-                        f"config gives {model_cfg.patch_size} and {model_cfg.groups()}: train into a new RUN_DIR")
 
 
 def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optional[str] = None,
