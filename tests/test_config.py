@@ -101,6 +101,10 @@ def test_unreadable_and_malformed_files(tmp_path):
     top.write_text("- 1\n")
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):
         load_settings(top)
+    for text in ("", "# only a comment\n", "---\n"):  # YAML reads each as null
+        (tmp_path / "empty.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=r"empty.yaml: empty \(no settings in it\)"):
+            load_settings(tmp_path / "empty.yaml")
 
 
 def test_a_key_given_twice_is_an_error_but_a_merge_key_may_be_overridden(tmp_path):

@@ -174,7 +174,8 @@ def test_publish_checks_the_classifier_counts_bad_images_and_drops_duplicate_row
 
 def test_filter_accounts_for_pairs_whose_image_is_missing_or_undecodable(mined, tiny_encoder, settings, tmp_path):
     """A pair whose image is absent from images/ or does not decode is written to rejected/ as no_image and
-    counted in stats.json (it used to vanish: pairs_in was short of the input), the run goes on."""
+    counted in stats.json (it used to vanish: pairs_in was short of the input), the run goes on. A pairs file
+    copied twice is scored once: the repeats go to rejected/ as duplicate_pair (they were kept twice)."""
     import shutil
     damaged = tmp_path / "damaged"
     shutil.copytree(mined, damaged)
@@ -186,12 +187,20 @@ def test_filter_accounts_for_pairs_whose_image_is_missing_or_undecodable(mined, 
     for f in (damaged / "images").glob("*.parquet"):
         f.unlink()
     pq.write_table(pa.Table.from_pylist(rows, schema=images.schema), damaged / "images" / "part-0.parquet")
+    again = pairs[:7]
+    pq.write_table(pa.Table.from_pylist(again, schema=pq.read_schema(next((damaged / "pairs").glob("*.parquet")))),
+                   damaged / "pairs" / "copied-again.parquet")
     stats = run_filter(settings, damaged, tmp_path / "out", encoder=str(tiny_encoder))
     hit = {p["pair_id"] for p in pairs if {absent, corrupt} & {p["cond_image_id"], p["target_image_id"]}}
-    assert stats["pairs_in"] == len(pairs) and stats["drops"]["filter"]["no_image"] == len(hit)
+    assert stats["pairs_in"] == len(pairs) + len(again) and stats["drops"]["filter"]["no_image"] == len(hit)
+    assert stats["drops"]["filter"]["duplicate_pair"] == len(again)
     scored = read_scored(tmp_path / "out")
-    assert sorted(r["pair_id"] for r in scored) == sorted(p["pair_id"] for p in pairs)
+    assert sorted(r["pair_id"] for r in scored) == sorted(p["pair_id"] for p in pairs + again)
     assert {r["pair_id"] for r in scored if r["status"] == "filter:no_image"} == hit
+    assert sorted(r["pair_id"] for r in scored if r["status"] == "filter:duplicate_pair") == \
+        sorted(p["pair_id"] for p in again)
+    kept = [r["pair_id"] for r in pq.read_table(tmp_path / "out" / "pairs").to_pylist()]
+    assert len(kept) == len(set(kept))
     from semantica.curation.sweep import write_sweep
     write_sweep(settings.stages.filter, tmp_path / "out")  # reads only the pairs with a similarity
 
@@ -279,3 +288,19 @@ def test_publish_refuses_a_multiline_name_a_damaged_stats_file_and_an_impossible
     with pytest.raises(UserError, match=r"cannot make this output folder: File name too long"):
         run_publish(settings, out, tmp_path / ("x" * 300))
     assert not (tmp_path / "p1").exists() and not (tmp_path / "p2").exists()
+
+
+def test_publish_names_an_opt_out_directory_and_warns_when_nothing_is_left(filtered, settings, tmp_path, caplog):
+    """`--opt-out DIR` says it is a directory (it said "no such file"); a list that drops every pair still writes
+    the (empty) dataset, whose card counts the drops, and the log warns that nothing was published."""
+    import logging
+    out, _ = filtered
+    with pytest.raises(UserError, match=r"--opt-out '.*': a directory; expected a text file of patterns"):
+        run_publish(settings, out, tmp_path / "p1", opt_out_file=str(tmp_path))
+    assert not (tmp_path / "p1").exists()
+    everything = tmp_path / "all.txt"
+    everything.write_text("*example*\n")  # every page of the sample web
+    with caplog.at_level(logging.WARNING):
+        stats = run_publish(settings, out, tmp_path / "p2", opt_out_file=str(everything))
+    assert stats["pairs"] == 0 and stats["drops"]["publish"]["opt_out"] > 0
+    assert any("no pair of" in r.getMessage() and "opt_out" in r.getMessage() for r in caplog.records)

@@ -183,6 +183,17 @@ def test_bad_pairs_folders_and_outputs_are_refused_before_ray_and_bad_images_ski
     assert not bad & set(decoded["pair_id"])
     empty = decode_batch({"pair_id": np.array(["x"], dtype=object), "cond_bytes": [b""], "target_bytes": [b""]}, 32)
     assert empty["cond"].shape == (0, 36, 36, 3) and len(empty["pair_id"]) == 0
+    twice = tmp_path / "twice"  # a pairs and an images part file copied twice: each pair trains once
+    shutil.copytree(mined, twice)
+    for sub in ("pairs", "images"):
+        first = sorted((twice / sub).glob("*.parquet"))[0]
+        shutil.copy(first, twice / sub / f"copy-{first.name}")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        again = load_examples(twice)
+    assert again.equals(load_examples(mined))
+    assert "rows repeat a key already read (pair_id); each is used once" in caplog.text
+    assert "rows repeat a key already read (image_id)" in caplog.text
     few = tmp_path / "few"
     shutil.copytree(damaged, few)
     for f in (few / "pairs").glob("*.parquet"):

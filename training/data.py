@@ -59,8 +59,8 @@ def load_examples(pairs_dir: Path) -> pa.Table:
     """pair_id, cond_bytes, target_bytes: one row per pair, sorted by pair_id (a stable order)."""
     pairs_dir = Path(pairs_dir)
     pair_files, image_files = check_pairs(pairs_dir)
-    pairs = pq.read_table(pair_files, columns=NEEDED_PAIRS)
-    images = pq.read_table(image_files, columns=NEEDED_IMAGES)
+    pairs = _first_of_each(pq.read_table(pair_files, columns=NEEDED_PAIRS), "pair_id", pairs_dir)
+    images = _first_of_each(pq.read_table(image_files, columns=NEEDED_IMAGES), "image_id", pairs_dir)
     # inner joins: pyarrow's default (left outer) would hand a pair whose image is absent to training as null bytes
     cond = pairs.join(images.rename_columns(["cond_image_id", "cond_bytes"]), "cond_image_id", join_type="inner")
     both = cond.join(images.rename_columns(["target_image_id", "target_bytes"]), "target_image_id",
@@ -71,6 +71,17 @@ def load_examples(pairs_dir: Path) -> pa.Table:
         log.warning("%s: %d of %d pairs skipped: an image of theirs is not in the images manifest", pairs_dir,
                     pairs.num_rows - both.num_rows, pairs.num_rows)
     return both.select(["pair_id", "cond_bytes", "target_bytes"]).sort_by("pair_id")
+
+
+def _first_of_each(table: pa.Table, key: str, where: Path) -> pa.Table:
+    """One row per `key` (the first read): a part file copied twice would otherwise train on its pairs twice as
+    often, and a repeated image row multiplies every pair of that image in the joins."""
+    _, first = np.unique(table.column(key).to_numpy(zero_copy_only=False), return_index=True)
+    if len(first) == table.num_rows:
+        return table
+    log.warning("%s: %d of %d rows repeat a key already read (%s); each is used once", where,
+                table.num_rows - len(first), table.num_rows, key)
+    return table.take(np.sort(first))
 
 
 def _decode(data: bytes, size: int) -> np.ndarray:

@@ -34,6 +34,8 @@ from semantica.outputs import mark_complete, prepare_output, require_complete
 log = logging.getLogger(__name__)
 KEPT, UNRELATED, COPY = "kept", "filter:unrelated", "filter:copy"
 NO_IMAGE = "filter:no_image"  # an image of the pair is not in images/, or does not decode: similarity NaN
+DUPLICATE = "filter:duplicate_pair"  # a pair_id read again (a part file copied twice): scored once, the rest NaN
+UNSCORED = (NO_IMAGE, DUPLICATE)
 
 EMBEDDINGS = pa.schema([("image_id", pa.string()), ("embedding", pa.list_(pa.float16())),
                         ("encoder", pa.string())])
@@ -85,6 +87,11 @@ def _first(values):
     return next(iter(values), None)
 
 
+def _duplicate(pair: dict) -> dict:
+    Metrics.counter("semantica.filter", DUPLICATE).inc()
+    return dict(pair, similarity=float("nan"), status=DUPLICATE)
+
+
 def score(kv, cfg: FilterConfig):
     """pair_id → pair + both embeddings → the pair with similarity and status."""
     _, g = kv
@@ -105,7 +112,13 @@ class FilterPairs(beam.PTransform):
         self.cfg, self.encoder = cfg, encoder
 
     def expand(self, inputs):
-        images, pairs = inputs["images"], inputs["pairs"]
+        images, all_pairs = inputs["images"], inputs["pairs"]
+        # one row per pair_id is scored; repeats go to rejected/ and are counted (never published twice)
+        by_id = (all_pairs | "ByPairId" >> beam.Map(lambda p: (p["pair_id"], p))
+                 | "GroupPairId" >> beam.GroupByKey()
+                 | "OrderRepeats" >> beam.Map(lambda kv: sorted(kv[1], key=repr)))  # the same choice every run
+        pairs = by_id | "FirstOfId" >> beam.Map(lambda rows: rows[0])
+        repeats = by_id | "Repeats" >> beam.FlatMap(lambda rows: [_duplicate(p) for p in rows[1:]])
         emb = (images | "BatchImages" >> beam.BatchElements(min_batch_size=8, max_batch_size=self.cfg.batch_size)
                | "Embed" >> beam.ParDo(Embed(self.encoder)))
         # attach the condition's, then the target's embedding to each pair (None where there is none)
@@ -117,7 +130,7 @@ class FilterPairs(beam.PTransform):
                   | "Score" >> beam.FlatMap(lambda kv, cfg: [
                       score((None, {"pair": [p], "cond": [ce], "target": [_first(kv[1]["emb"])]}), cfg)
                       for p, ce in kv[1]["pe"]], self.cfg))
-        return {"scored": scored, "embeddings": emb}
+        return {"scored": (scored, repeats) | "WithRepeats" >> beam.Flatten(), "embeddings": emb}
 
 
 def run_filter(settings: Settings, pairs_dir: Path, out: Path, encoder: Optional[str] = None,
@@ -186,7 +199,7 @@ def filter_stats(out: Path, cfg: FilterConfig, encoder: str, seconds: float) -> 
     by = {}
     for r in rows:
         by[r["status"]] = by.get(r["status"], 0) + 1
-    sims = np.array([r["similarity"] for r in rows if r["status"] != NO_IMAGE], dtype=np.float32)
+    sims = np.array([r["similarity"] for r in rows if r["status"] not in UNSCORED], dtype=np.float32)
     if len(sims):
         hist, edges = np.histogram(sims, bins=20, range=(-1, 1))
     else:

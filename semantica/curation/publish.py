@@ -121,6 +121,8 @@ def _read_lines(path: Optional[str], what: str) -> list[str]:
     if not path:
         return []
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{what} {path!r}: a directory; expected a text file of patterns, one a line")
     if not p.is_file():
         raise UserError(f"{what} {path!r}: no such file")
     try:
@@ -282,6 +284,9 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
     pairs = sorted(pq.read_table(pair_files).to_pylist(), key=lambda p: p["pair_id"])
     images = {r["image_id"]: r for r in pq.read_table(image_files).to_pylist()}
     kept, drops = curate(pairs, images, cfg, opt_out, blocklist, phash_block, classifier)
+    if pairs and not kept:  # an empty dataset is still written (its card says why), but it should not pass unseen
+        log.warning("no pair of %d is published: every one was dropped (%s)", len(pairs),
+                    ", ".join(f"{k} {v}" for k, v in drops.items() if v))
     # every URL, not only those curate looked at before a pair was dropped; the names go to the log only
     # (the published stats.json would otherwise publish who opted out)
     urls = {p.get(k) for p in pairs for k in ("page_url", "cond_url", "target_url")} | {

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from semantica.config import FilterConfig
-from semantica.curation.filter import NO_IMAGE, read_scored
+from semantica.curation.filter import UNSCORED, read_scored
 
 THUMB = 64
 
@@ -78,7 +78,7 @@ def _plot(rows: list[dict], table: list[dict], lows, highs, path: Path) -> None:
 
 def write_sweep(cfg: FilterConfig, out: Path) -> Path:
     out = Path(out)
-    rows = [r for r in read_scored(out) if r["status"] != NO_IMAGE]  # no similarity to sweep
+    rows = [r for r in read_scored(out) if r["status"] not in UNSCORED]  # no similarity to sweep
     lows, highs = list(cfg.sweep_lows), list(cfg.sweep_highs)
     table = sweep_table(rows, lows, highs)
     folder = out / "sweep"
