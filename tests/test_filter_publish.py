@@ -234,9 +234,13 @@ def test_patterns_host_wildcards_any_case_and_the_ones_that_never_matched():
     assert all(p.matches(u) for u in urls) and not p.matches("https://site.io/Private/1.png")
     assert p.unmatched(urls) == ["typo.exmple"]
     assert p.unmatched(urls[:1]) == sorted(p.domains | set(p.globs) | {"typo.exmple"})  # every URL checked
-    for bad in ("[", "*", "blog.example:8080", "user@host.org"):
+    for bad in ("[", "*", "blog.example:8080", "user@host.org", "\x00\x00", "bad\x07host.org"):
         with pytest.raises(UserError, match="neither a domain"):
             Patterns([bad], "list")
+    for bad in ("http://", "https:///private/*", "://site.io/x", "https://a b/", "https://site.io/p\x00"):
+        with pytest.raises(UserError, match="is not a URL pattern: expected scheme://host/path"):
+            Patterns([bad], "list")  # were accepted, and could never match
+    assert Patterns(["http://127.0.0.1:8765/*"], "list").matches("http://127.0.0.1:8765/img/a.png")
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- matching
-HOST_PATTERN = re.compile(r"[^/\s?#\[\]@:]+")  # a host name, IDN too, with `*` wildcards: no path, port, user
+HOST_PATTERN = re.compile(r"[^/\s?#\[\]@:\x00-\x1f\x7f]+")  # a host name, IDN too, with `*` wildcards: no path, port,
+# user or control character
+URL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]+)([/?#].*)?")  # scheme://host[:port][/path]
 
 
 def _host(host: str) -> str:
@@ -75,6 +77,12 @@ class Patterns:
             if not line or line.startswith("#"):
                 continue
             if "://" in line:
+                url = URL_PATTERN.fullmatch(line)
+                host = url.group(1) if url else ""
+                host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # host:port
+                if not HOST_PATTERN.fullmatch(host) or any(c < " " or c == "\x7f" for c in line):
+                    raise UserError(f"{source}:{i}: {line!r} is not a URL pattern: expected scheme://host/path, "
+                                    f"with `*` wildcards (https://example.com/private/*)")
                 self.globs.append(_lower_origin(line))
                 continue
             host = line.lower()
