@@ -155,6 +155,12 @@ def test_bad_pairs_folders_and_outputs_are_refused_before_ray_and_bad_images_ski
             run_train(train_settings, pairs, out, encoder=str(tiny_encoder), max_steps=1)
         assert out == mined or not out.exists()
     assert not (mined / "training_options.json").exists()
+    other = tmp_path / "other"  # a folder of other files is not a RUN_DIR to resume in
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"other: holds other files and no training run"):
+        run_train(train_settings, mined, other, encoder=str(tiny_encoder), max_steps=1)
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     damaged = tmp_path / "damaged"
     shutil.copytree(mined, damaged)
     images = pq.read_table(damaged / "images")

@@ -280,6 +280,10 @@ def _options(settings: Settings, pairs_dir, run_dir: Path, encoder, max_steps, n
     from semantica.training.data import check_pairs
     check_pairs(Path(pairs_dir))  # before the encoder loads and RUN_DIR is made: a wrong --pairs costs nothing
     check_local_output(run_dir, [pairs_dir])
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "training_options.json").exists():
+        # a RUN_DIR resumes, so there is no --overwrite here; a folder of other files would get a run mixed in
+        raise UserError(f"--output {run_dir}: holds other files and no training run (no training_options.json): "
+                        f"give a new or empty folder, or the RUN_DIR of an earlier `semantica train` to resume it")
     encoder = encoder or cfg.encoder
     if Path(encoder).is_dir():  # Ray workers run in another directory: give them an absolute path
         encoder = str(Path(encoder).resolve())
