@@ -58,7 +58,7 @@ def test_a_checkpoint_of_the_old_head_layout_is_refused(settings, tmp_path):
 
 
 def test_a_checkpoint_of_another_model_config_is_refused_naming_what_differs(settings, tmp_path):
-    """Since 0.3 a checkpoint holds its model config: resuming with another (--model, or a changed value that
+    """Since 0.2.1 a checkpoint holds its model config: resuming with another (--model, or a changed value that
     changes no weight shape, as attention_head_dim) names the keys, not the head layout alone."""
     from semantica.training.trainer import MODEL_FILE, check_layout
     ck = tmp_path / "ck"

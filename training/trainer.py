@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
 STEP_FILE = "step.txt"  # beside state.pt, so finding the latest checkpoint reads no weights
 HEADS_FILE = "attention_heads.json"  # beside state.pt: the heads per block its UNet was built with
-MODEL_FILE = "model_config.json"  # beside state.pt: the model config its UNet was built from (since 0.3)
+MODEL_FILE = "model_config.json"  # beside state.pt: the model config its UNet was built from (checkpoints since 0.2.1)
 
 
 def _train_loop(config: dict) -> None:
@@ -201,10 +201,10 @@ def _alive(pid: int) -> bool:
 
 
 def check_layout(checkpoint: Path, model_cfg: ModelConfig) -> None:
-    """The checkpoint's UNet must be the one `model_cfg` builds. Head counts, GroupNorm's groups and the like
-    change no weight shape, so another layout would load without error and compute another function.
-    Since 0.3 the checkpoint holds its model config (MODEL_FILE); older ones hold their heads per block
-    (HEADS_FILE) or, before heads were widths, nothing."""
+    """The checkpoint's UNet must be the one `model_cfg` builds. Some keys (a head width) change no weight shape,
+    so another config could load without error and compute another function. Since 0.2.1 a checkpoint holds
+    its model config (MODEL_FILE); older ones hold their heads per block (HEADS_FILE) or, before heads were
+    widths, nothing."""
     folder = Path(checkpoint)
     if (folder / MODEL_FILE).exists():
         saved = json.loads((folder / MODEL_FILE).read_text())
