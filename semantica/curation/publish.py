@@ -57,6 +57,11 @@ def _host(host: str) -> str:
         return host
 
 
+def _has_control(text: str) -> bool:
+    """A control character (C0 or DEL): never part of a name, a host or a URL pattern."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def _lower_origin(url: str) -> str:
     """Scheme and host are case-insensitive in a URL; the path is not."""
     scheme, sep, rest = url.partition("://")
@@ -80,7 +85,7 @@ class Patterns:
                 url = URL_PATTERN.fullmatch(line)
                 host = url.group(1) if url else ""
                 host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # host:port
-                if not HOST_PATTERN.fullmatch(host) or any(c < " " or c == "\x7f" for c in line):
+                if not HOST_PATTERN.fullmatch(host) or _has_control(line):
                     raise UserError(f"{source}:{i}: {line!r} is not a URL pattern: expected scheme://host/path, "
                                     f"with `*` wildcards (https://example.com/private/*)")
                 self.globs.append(_lower_origin(line))
@@ -265,7 +270,7 @@ def run_publish(settings: Settings, pairs_dir: Path, out: Path, opt_out_file: Op
         if not (pairs_dir / sub).exists():
             raise UserError(f"{pairs_dir}: no {sub}/ (expected the output of `semantica filter` or `mine`)")
     require_complete(pairs_dir, "publish")
-    if not name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):  # a newline would write into the card
+    if not name.strip() or _has_control(name):  # a newline would write into the card
         raise UserError(f"--name {name!r}: one line of printable text")
     try:  # read now: the card needs it, and a damaged one must fail before the output is made
         upstream = json.loads((pairs_dir / "stats.json").read_text()) if (pairs_dir / "stats.json").exists() else {}
