@@ -58,6 +58,9 @@ VARIANTS = {
     # more, smaller updates for the same samples: batch 64 at the same samples did far worse than 16 (README)
     "batch 8": ({}, {"batch_size": 8}),
     "batch 8, lr 7e-4 (1e-3 / sqrt 2)": ({}, {"batch_size": 8, "learning_rate": 0.0007}),
+    # the inputs' grounds come out one mid grey (their mean): offset noise hides the mean colour from mid-noise on
+    "noise offset 0.1": ({}, {"noise_offset": 0.1}),
+    "noise offset 0.2": ({}, {"noise_offset": 0.2}),
     # 51db4bc (the README's ninth round) also had variants 14-18: 4 and 8 GroupNorm groups, Min-SNR-5 with t drawn by
     # its weight, and two 2×2-patch UNets; none beat the shipped recipe and their options were removed after it
 }
@@ -139,8 +142,10 @@ def train(settings, name, encoder, data, steps: int, seed: int, ema_decays=()):
     return state.model, others
 
 
-def score(model, encoder, reference, judge, ev, guidance: float, seed: int, sampler: str = "") -> dict:
-    """`sampler`: "name:steps" (a SemanticaPipeline scheduler and its steps); "" is stages.evaluate's DDIM."""
+def score(model, encoder, reference, judge, ev, guidance: float, seed: int, sampler: str = "",
+          noise_offset: float = 0.0) -> dict:
+    """`sampler`: "name:steps" (a SemanticaPipeline scheduler and its steps); "" is stages.evaluate's DDIM.
+    `noise_offset`: the offset noise the model was trained with (sampling draws the same)."""
     from diffusers import DDIMScheduler
     from semantica.evaluation.evaluate import Evaluator
     from semantica.evaluation.features import load_features
@@ -148,7 +153,8 @@ def score(model, encoder, reference, judge, ev, guidance: float, seed: int, samp
     from semantica.training.diffusion import make_scheduler
     pipe = SemanticaPipeline(image_encoder=encoder.model, feature_extractor=encoder.processor,
                              unet=model.unet.eval(), adapter=model.adapter.eval(),
-                             scheduler=DDIMScheduler.from_config(make_scheduler().config))
+                             scheduler=DDIMScheduler.from_config(make_scheduler().config),
+                             noise_offset=noise_offset)
     if sampler:
         name, steps = sampler.split(":")
         pipe.set_scheduler(name)
@@ -224,7 +230,8 @@ def main(argv=None) -> int:
                 tag = f"variant{VARIANT_INDEX[base]}" + (f"-{label.replace(' ', '')}" if label else "")
                 for g, sampler in [(g, sm) for g in scales for sm in [""] + samplers]:
                     scores, evaluator, cond, samples = score(model, encoder, reference, judge,
-                                                             settings.stages.evaluate, g, seed, sampler)
+                                                             settings.stages.evaluate, g, seed, sampler,
+                                                             configs(settings, base)[1].noise_offset)
                     detail = ", ".join(x for x in (label, sampler) if x)  # "", "ema 0.99", "ddpm:50", or both
                     n = f"{base} [{detail}]" if detail else base
                     steps[n] = steps[base]

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         state.ema.copy_to(model.parameters())
         for g in [float(v) for v in a.guidance.split(",")]:
             scores, evaluator, cond, samples = br.score(model, enc, reference, judge, settings.stages.evaluate, g,
-                                                        a.seed)
+                                                        a.seed, noise_offset=cfg.noise_offset)
             if a.grids:
                 a.grids.mkdir(parents=True, exist_ok=True)
                 evaluator.grid(cond, samples, a.grids / f"step{step}-seed{a.seed}-g{g:g}.png")

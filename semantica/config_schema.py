@@ -251,6 +251,7 @@ class TrainConfig(_Section):
     ema_decay: Float
     cond_dropout: Float
     snr_gamma: Float          # Min-SNR-γ loss weighting; 0: plain v-prediction MSE
+    noise_offset: Float       # std of a per-image, per-channel constant added to ε (offset noise); 0: none
     checkpoint_every: Int
     log_every: Int
     # the GPU fast path: each is off on CPU (local profile) and on in the GPU profiles
@@ -278,6 +279,7 @@ class TrainConfig(_Section):
         _check(0.0 <= self.ema_decay < 1.0, "ema_decay", self.ema_decay, "within [0, 1)")
         _check(0.0 <= self.cond_dropout <= 1.0, "cond_dropout", self.cond_dropout, "within [0, 1]")
         _check(self.snr_gamma >= 0, "snr_gamma", self.snr_gamma, "at least 0 (0: no Min-SNR weighting)")
+        _check(self.noise_offset >= 0, "noise_offset", self.noise_offset, "at least 0 (0: plain Gaussian noise)")
 
 
 @section

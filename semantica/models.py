@@ -41,6 +41,19 @@ def condition_kwargs(unet, states: torch.Tensor) -> dict:
     return {"encoder_hidden_states": states}
 
 
+def draw_noise(shape, generator: torch.Generator, offset: float = 0.0) -> torch.Tensor:
+    """ε for images of `shape` [..., C, H, W] from `generator`: N(0, I), plus, with `offset` > 0, one N(0, offset²)
+    constant per image and channel ("offset noise": Guttenberg 2023, diffusers' `--noise_offset`). Pixel-wise
+    noise hides an image's mean colour only at the highest noise levels (its mean over H·W pixels has std
+    1/√(HW)), where the loss weights steps least, so a model samples every ground near the data's mean tone;
+    the offset hides it from mid-noise on. Training and sampling draw it alike (the sampler's ODE starts from
+    the noise it was trained on). offset 0 draws exactly what plain `randn` draws."""
+    eps = torch.randn(shape, generator=generator)
+    if offset:
+        eps = eps + offset * torch.randn((*shape[:-2], 1, 1), generator=generator)
+    return eps
+
+
 def predict(unet, x: torch.Tensor, t, states: torch.Tensor) -> torch.Tensor:
     """The UNet's output (v̂) for noised images x and adapter states: what training and sampling both call."""
     return unet(x, t, **condition_kwargs(unet, states)).sample

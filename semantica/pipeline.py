@@ -32,7 +32,7 @@ from transformers import ImageProcessingMixin, PreTrainedModel
 from semantica.config_schema import SCHEDULER_NAMES
 from semantica.encoders import FrozenEncoder
 from semantica.errors import UserError
-from semantica.models import ConditionAdapter, predict
+from semantica.models import ConditionAdapter, draw_noise, predict
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,16 @@ class SemanticaPipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->adapter->unet"
 
     def __init__(self, image_encoder: PreTrainedModel, feature_extractor: ImageProcessingMixin,
-                 unet: UNet2DConditionModel, adapter: ConditionAdapter, scheduler):
+                 unet: UNet2DConditionModel, adapter: ConditionAdapter, scheduler, noise_offset: float = 0.0):
         super().__init__()
         if image_encoder.config.hidden_size != adapter.config.encoder_dim:
             raise ValueError(f"image_encoder gives {image_encoder.config.hidden_size}-dim tokens; the adapter "
                              f"expects {adapter.config.encoder_dim}")
         self.register_modules(image_encoder=image_encoder, feature_extractor=feature_extractor, unet=unet,
                               adapter=adapter, scheduler=scheduler)
+        # the offset noise the UNet was trained with (stages.train.noise_offset): sampling starts from the same
+        # noise; saved in model_index.json and passed back by from_pretrained
+        self.register_to_config(noise_offset=float(noise_offset))
         # pixel space: the UNet's output in [-1, 1] → PIL / np / pt in [0, 1] (not a component: nothing to save)
         self.image_processor = VaeImageProcessor(do_resize=False, do_normalize=True)
 
@@ -154,8 +157,10 @@ class SemanticaPipeline(DiffusionPipeline):
             chunk = jobs[start:start + batch_size]
             # one generator per output image: its noise depends on (seed, input, variation) only
             gens = [torch.Generator().manual_seed(_image_seed(seed, i, k)) for i, k in chunk]
-            noise = torch.stack([torch.randn((3, res, res), generator=g) for g in gens]).to(device)
+            offset = self.config.get("noise_offset", 0.0)
+            noise = torch.stack([draw_noise((3, res, res), g, offset) for g in gens]).to(device)
             # an ancestral scheduler's noise comes from the same generators (one per image), after the start's
+            # (pixel-wise: its fresh noise each step carries no offset; the deterministic samplers need none)
             step_kwargs = {"generator": gens} if isinstance(self.scheduler, DDPMScheduler) else {}
             cond = self.adapter(tokens[[i for i, _ in chunk]])
             uncond = self.adapter.unconditional(len(chunk)).to(cond.dtype)

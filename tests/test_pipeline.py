@@ -85,6 +85,23 @@ def test_save_load_generate_round_trip_needs_nothing_but_the_folder(model, tmp_p
     assert torch.equal(a, b) and not torch.equal(a[0], a[1])
 
 
+def test_the_offset_noise_a_model_was_trained_with_is_saved_and_sampled(model, tmp_path):
+    """A pipeline built with noise_offset (the trainer's export passes stages.train.noise_offset) records it in
+    model_index.json, gets it back from from_pretrained and starts sampling from that noise; 0 is the default."""
+    enc_dir = build_tiny_encoder(tmp_path / "enc")
+    plain = _pipe(model, enc_dir)
+    assert plain.config.noise_offset == 0.0
+    pipe = _pipe(model, enc_dir)
+    pipe.register_to_config(noise_offset=0.3)
+    pipe.save_pretrained(tmp_path / "p")
+    assert json.loads((tmp_path / "p" / "model_index.json").read_text())["noise_offset"] == 0.3
+    loaded = SemanticaPipeline.from_pretrained(tmp_path / "p")
+    assert loaded.config.noise_offset == 0.3
+    a = loaded([RED], num_variations=2, output_type="pt", **KW).images[0]
+    assert torch.equal(a, pipe([RED], num_variations=2, output_type="pt", **KW).images[0])
+    assert not torch.equal(a, plain([RED], num_variations=2, output_type="pt", **KW).images[0])
+
+
 def test_to_moves_and_casts_the_encoder_and_dtype_loads_it_cast(model, tmp_path):
     pipe = _pipe(model, build_tiny_encoder(tmp_path / "enc"))
     pipe.save_pretrained(tmp_path / "p")

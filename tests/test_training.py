@@ -92,13 +92,19 @@ def test_two_workers_keep_identical_weights(mined, tiny_encoder, train_settings,
 def test_export_loads_back_with_the_same_outputs(mined, tiny_encoder, train_settings, tmp_path):
     from PIL import Image
     from semantica.pipeline import SemanticaPipeline
-    run_train(train_settings, mined, tmp_path / "r", encoder=str(tiny_encoder), max_steps=10)
+    # trained with offset noise, which the export records for sampling (its model_index.json)
+    train = dataclasses.replace(train_settings.stages.train, noise_offset=0.1)
+    stages = dataclasses.replace(train_settings.stages, train=train)
+    offset_settings = dataclasses.replace(train_settings, stages=stages)
+    run_train(offset_settings, mined, tmp_path / "r", encoder=str(tiny_encoder), max_steps=10)
     pipe_dir = tmp_path / "r" / "pipeline"
+    assert json.loads((tmp_path / "r" / "training_options.json").read_text())["train"]["noise_offset"] == 0.1
     assert not list(pipe_dir.rglob("*.bin")) and not list(pipe_dir.rglob("*.pt"))  # safetensors only
     index = json.loads((pipe_dir / "model_index.json").read_text())
     # the encoder and its processor are saved with the pipeline; the adapter's class is in the shared module
     assert index["adapter"] == ["semantica.models", "ConditionAdapter"] and index["image_encoder"][1] == "Dinov2Model"
     assert (pipe_dir / "image_encoder" / "model.safetensors").exists() and "encoder" not in index
+    assert index["noise_offset"] == 0.1 and SemanticaPipeline.from_pretrained(pipe_dir).config.noise_offset == 0.1
     img = Image.new("RGB", (40, 40), (200, 30, 30))
     a = SemanticaPipeline.from_pretrained(pipe_dir)([img], num_variations=2, num_inference_steps=4, seed=3,
                                                     output_type="pt").images

@@ -92,11 +92,34 @@ def test_loss_is_a_function_of_the_generator():
         assert not torch.equal(loss(f, x0, {}, torch.Generator().manual_seed(1)), a)
 
 
+def test_offset_noise_adds_one_constant_per_image_and_channel():
+    """noise_offset c: ε = N(0, I) + c·N(0, 1) per (image, channel); c = 0 draws what plain randn draws, so a
+    run without it is unchanged. The loss noises with that ε and targets its v (the oracle recovers it)."""
+    from semantica.models import draw_noise
+    shape = (2000, 3, 8, 8)
+    assert torch.equal(draw_noise(shape, torch.Generator().manual_seed(0)),
+                       torch.randn(shape, generator=torch.Generator().manual_seed(0)))
+    eps = draw_noise(shape, torch.Generator().manual_seed(0), offset=0.5)
+    means = eps.mean((2, 3))                      # per image and channel: std √(1/64 + 0.25) = 0.515
+    assert float(means.std()) == pytest.approx(0.515, rel=0.05)
+    plain_means = draw_noise(shape, torch.Generator().manual_seed(0)).mean((2, 3))
+    assert float(plain_means.std()) == pytest.approx(0.125, rel=0.05)   # 1/√64
+    assert float((eps - eps.mean((2, 3), keepdim=True)).std()) == pytest.approx(1.0, rel=0.02)  # pixel noise as before
+    sched, x0 = make_scheduler(), _x0(n=16)
+    oracle = _Oracle(sched, x0)
+    assert float(VLoss(sched, snr_gamma=5.0, noise_offset=0.5)(oracle, x0, {}, torch.Generator().manual_seed(3))) < 1e-6
+    zero = lambda x_t, t: torch.zeros_like(x_t)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    assert float(VLoss(sched, noise_offset=0.5)(zero, x0, {}, g())) != float(VLoss(sched)(zero, x0, {}, g()))
+
+
 def test_new_loss_takes_min_snr_gamma_from_the_config(settings):
     cfg = dataclasses.replace(settings.stages.train, snr_gamma=5.0)
     assert new_loss(cfg).snr_gamma == 5.0 and new_loss().snr_gamma == 0.0
     assert new_loss(dataclasses.replace(cfg, snr_gamma=0.0)).snr_gamma == 0.0
     assert new_loss(cfg).scheduler.config.prediction_type == "v_prediction"
+    assert new_loss(dataclasses.replace(cfg, noise_offset=0.1)).noise_offset == 0.1
+    assert new_loss(dataclasses.replace(cfg, noise_offset=0.0)).noise_offset == new_loss().noise_offset == 0.0
 
 
 # ----------------------------------------------------------------------------- augmentation

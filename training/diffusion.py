@@ -11,6 +11,7 @@ The network predicts v̂ = f(z_t, t, c); the loss is E‖v̂ − v‖² (the "SN
 With `snr_gamma` = γ > 0 each sample's term is weighted by min(SNR_t, γ) / (SNR_t + 1), SNR_t = α_t²/σ_t²:
 Min-SNR-γ (Hang et al. 2023, eq. 9, its v-prediction form), which stops the low-noise steps, where
 the fine texture is, from dominating the gradient; diffusers' `compute_snr` gives SNR_t.
+With `noise_offset` > 0, ε carries one N(0, offset²) constant per image and channel (semantica.models.draw_noise).
 diffusers' DDPMScheduler computes z_t (`add_noise`) and v (`get_velocity`) from the same ᾱ.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
+
+from semantica.models import draw_noise
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -40,15 +43,15 @@ def make_scheduler() -> DDPMScheduler:
 class VLoss:
     """loss(f, x, c) for one batch, f(z_t, t, **c) → v̂; `generator` makes t and ε reproducible."""
 
-    def __init__(self, scheduler: DDPMScheduler, snr_gamma: float = 0.0):
-        self.scheduler, self.snr_gamma = scheduler, snr_gamma
+    def __init__(self, scheduler: DDPMScheduler, snr_gamma: float = 0.0, noise_offset: float = 0.0):
+        self.scheduler, self.snr_gamma, self.noise_offset = scheduler, snr_gamma, noise_offset
 
     def __call__(self, f, x0: torch.Tensor, cond: dict, generator: torch.Generator) -> torch.Tensor:
         b = x0.shape[0]
         # drawn on the host with the step's generator (the same numbers on CPU and GPU, and on resume)
         t = host_to_device(torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator),
                            x0.device)
-        eps = host_to_device(torch.randn(x0.shape, generator=generator), x0.device).to(x0.dtype)  # 1. ε ~ N(0, I)
+        eps = host_to_device(draw_noise(x0.shape, generator, self.noise_offset), x0.device).to(x0.dtype)  # 1. ε
         x_t = self.scheduler.add_noise(x0, eps, t)                                  # 2. z_t = α_t x + σ_t ε
         v = self.scheduler.get_velocity(x0, eps, t)                                 # 3. v = α_t ε − σ_t x
         v_hat = f(x_t, t, **cond)                                                   # 4. v̂ = f(z_t, t, c)

@@ -141,4 +141,6 @@ def train_step(state: TrainState, encoder, loss_fn: VLoss, cond: torch.Tensor, t
 
 
 def new_loss(cfg: TrainConfig | None = None) -> VLoss:
-    return VLoss(make_scheduler(), snr_gamma=cfg.snr_gamma if cfg is not None else 0.0)
+    if cfg is None:
+        return VLoss(make_scheduler())
+    return VLoss(make_scheduler(), snr_gamma=cfg.snr_gamma, noise_offset=cfg.noise_offset)

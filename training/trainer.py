@@ -256,7 +256,7 @@ def run_train(settings: Settings, pairs_dir: Path, run_dir: Path, encoder: Optio
     if final is None:
         raise RuntimeError(f"{run_dir}: training reported no checkpoint")
     history = _write_metrics(run_dir)
-    export(final, run_dir / "pipeline", model_cfg, options["encoder"])
+    export(final, run_dir / "pipeline", model_cfg, options["encoder"], noise_offset=options["train"]["noise_offset"])
     summary = {"pairs": n_pairs, "steps": options["max_steps"], "seconds": round(seconds, 1),
                "checkpoint": str(final), "pipeline": str(run_dir / "pipeline"),
                "final_loss": history[-1]["loss"] if history else None}
@@ -382,9 +382,10 @@ def load_trained(checkpoint_dir: Path, model_cfg: ModelConfig, encoder, use_ema:
     return model.unet, model.adapter
 
 
-def export(checkpoint_dir: Path, out: Path, model_cfg: ModelConfig, encoder: str) -> Path:
+def export(checkpoint_dir: Path, out: Path, model_cfg: ModelConfig, encoder: str, noise_offset: float = 0.0) -> Path:
     """The EMA weights as a SemanticaPipeline (safetensors), loadable without training code: the frozen encoder
-    (fp32) and its image processor are components of it, saved beside the UNet and the adapter."""
+    (fp32) and its image processor are components of it, saved beside the UNet and the adapter, and the offset
+    noise it was trained with (sampling draws the same) in its model_index.json."""
     from diffusers import DDIMScheduler
     from semantica.encoders import load_encoder
     from semantica.pipeline import SemanticaPipeline
@@ -393,7 +394,7 @@ def export(checkpoint_dir: Path, out: Path, model_cfg: ModelConfig, encoder: str
     unet, adapter = load_trained(checkpoint_dir, model_cfg, enc)
     scheduler = DDIMScheduler.from_config(make_scheduler().config)
     pipe = SemanticaPipeline(image_encoder=enc.model, feature_extractor=enc.processor, unet=unet.eval(),
-                             adapter=adapter.eval(), scheduler=scheduler)
+                             adapter=adapter.eval(), scheduler=scheduler, noise_offset=noise_offset)
     if Path(out).exists():
         shutil.rmtree(out)
     pipe.save_pretrained(out)
