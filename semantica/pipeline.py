@@ -66,6 +66,8 @@ class SemanticaPipeline(DiffusionPipeline):
         if image_encoder.config.hidden_size != adapter.config.encoder_dim:
             raise ValueError(f"image_encoder gives {image_encoder.config.hidden_size}-dim tokens; the adapter "
                              f"expects {adapter.config.encoder_dim}")
+        if not noise_offset >= 0:
+            raise ValueError(f"noise_offset {noise_offset!r}: at least 0 (the std of the per-channel noise offset)")
         self.register_modules(image_encoder=image_encoder, feature_extractor=feature_extractor, unet=unet,
                               adapter=adapter, scheduler=scheduler)
         # the offset noise the UNet was trained with (stages.train.noise_offset): sampling starts from the same

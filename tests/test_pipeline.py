@@ -100,6 +100,9 @@ def test_the_offset_noise_a_model_was_trained_with_is_saved_and_sampled(model, t
     a = loaded([RED], num_variations=2, output_type="pt", **KW).images[0]
     assert torch.equal(a, pipe([RED], num_variations=2, output_type="pt", **KW).images[0])
     assert not torch.equal(a, plain([RED], num_variations=2, output_type="pt", **KW).images[0])
+    with pytest.raises(ValueError, match="noise_offset -0.1"):
+        SemanticaPipeline(image_encoder=plain.image_encoder, feature_extractor=plain.feature_extractor,
+                          unet=plain.unet, adapter=plain.adapter, scheduler=plain.scheduler, noise_offset=-0.1)
 
 
 def test_to_moves_and_casts_the_encoder_and_dtype_loads_it_cast(model, tmp_path):
