@@ -47,7 +47,8 @@ def main(argv=None) -> int:
               f"{kept}/{total} variations keep their topic")
         for t, preds in sorted(per_topic.items()):
             ok = sum(s == h == t for s, h in preds)
-            shapes = ", ".join(f"{name(s).split('-')[0]} {n}" for s, n in collections.Counter(s for s, _ in preds).most_common(3))
+            shape_counts = collections.Counter(name(s).split("-")[0] for s, _ in preds)
+            shapes = ", ".join(f"{s} {n}" for s, n in shape_counts.most_common(3))
             hues = ", ".join(f"{name(h)} {n}" for h, n in collections.Counter(h for _, h in preds).most_common(2))
             print(f"  {name(t)}: {ok}/{len(preds)}; shape CNN: {shapes}; hue: {hues}")
     return 0
