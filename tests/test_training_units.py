@@ -327,3 +327,24 @@ def test_metrics_reach_ray_only_with_checkpoints(settings, tmp_path, monkeypatch
         state.step += 1
         other(state, torch.tensor(0.5), done=state.step == cfg.max_steps)
     assert reports == [(50, False), (100, False), (120, False)] and not (tmp_path / "rank1").exists()
+
+
+def test_latest_checkpoint_skips_markers_torn_by_a_kill(tmp_path):
+    """A worker killed while Ray copies a checkpoint can leave its step marker empty or cut: such a folder is not
+    a checkpoint (it made the run end in an IndexError after the restarted worker finished)."""
+    from semantica.training.trainer import STATE_FILE, STEP_FILE, latest_checkpoint
+
+    def checkpoint(name, marker, state=b"12345"):
+        folder = tmp_path / "ray" / "run" / name
+        folder.mkdir(parents=True)
+        (folder / STATE_FILE).write_bytes(state)
+        (folder / STEP_FILE).write_text(marker)
+        return folder
+
+    good = checkpoint("c10", "10 5")
+    checkpoint("c20", "")            # empty: the kill came before the marker's bytes
+    checkpoint("c30", "3")           # cut: "30 5" torn after its first digit reads as step 3 (older than c10)
+    checkpoint("c40", "40 5x")       # garbage
+    checkpoint("c50", "50 99")       # the state's copy is shorter than recorded: torn
+    assert latest_checkpoint(tmp_path) == good
+    assert latest_checkpoint(tmp_path / "nothing") is None

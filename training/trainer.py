@@ -155,6 +155,8 @@ def latest_checkpoint(run_dir: Path) -> Optional[Path]:
     best, best_step = None, -1
     for marker in Path(run_dir).glob("ray/**/" + STEP_FILE):
         fields = marker.read_text().split()  # "<step> <bytes>" (older checkpoints: "<step>")
+        if not 1 <= len(fields) <= 2 or not all(f.isdigit() for f in fields):
+            continue  # a marker torn by a kill mid-copy (empty or cut): not a checkpoint
         state = marker.parent / STATE_FILE
         complete = state.exists() and (len(fields) < 2 or state.stat().st_size == int(fields[1]))
         if complete and int(fields[0]) > best_step:
