@@ -152,6 +152,7 @@ class SemanticaPipeline(DiffusionPipeline):
         # own dtype and gives fp32 tokens
         dtype = self.adapter.dtype
         tokens = enc(enc.preprocess_pil(images)).tokens.to(device, dtype)
+        offset = self.config.noise_offset  # every pipeline registers it (__init__), older exports as 0
         jobs = [(i, k) for i, n in enumerate(counts) for k in range(n)]
         samples: list = [[None] * n for n in counts]
         starts = range(0, len(jobs), batch_size)
@@ -159,7 +160,6 @@ class SemanticaPipeline(DiffusionPipeline):
             chunk = jobs[start:start + batch_size]
             # one generator per output image: its noise depends on (seed, input, variation) only
             gens = [torch.Generator().manual_seed(_image_seed(seed, i, k)) for i, k in chunk]
-            offset = self.config.get("noise_offset", 0.0)
             noise = torch.stack([draw_noise((3, res, res), g, offset) for g in gens]).to(device)
             # an ancestral scheduler's noise comes from the same generators (one per image), after the start's
             # (pixel-wise: its fresh noise each step carries no offset; the deterministic samplers need none)
