@@ -9,6 +9,7 @@ and hostile references). The random draws happen in a fixed order (the order of 
 from __future__ import annotations
 
 import base64
+import io
 import random
 from dataclasses import dataclass, field
 from typing import Optional
@@ -16,6 +17,7 @@ from typing import Optional
 from PIL import Image
 
 from semantica.config import SampleWebConfig
+from semantica.images import to_rgb
 from semantica.mining.reasons import (  # the miner's own names for what it drops
     PRE_ASPECT as R_ASPECT, PRE_DATA_URI as R_DATA_URI, PRE_DECLARED_SMALL as R_DECLARED_SMALL,
     PRE_EXTENSION as R_EXTENSION, FETCH_HTTP_404 as R_HTTP_404, FETCH_NOAI as R_NOAI, DEC_CORRUPT as R_CORRUPT,
@@ -119,7 +121,12 @@ class PageBuilder:
         return first_content
 
     def thumbnail_of(self, r: Ref, img: Image.Image) -> None:
-        """A thumbnail of the same picture, earlier on the page (a same-page duplicate)."""
+        """A thumbnail of the same picture, earlier on the page (a same-page duplicate). Made from the picture as
+        served and shown: a PNG with transparent corners is flattened on white first, as a page shows it (and the
+        miner hashes it). A thumbnail of the unflattened picture kept the corners' hidden colours and was 16 pHash
+        bits from its picture, too far to be the duplicate the ground truth said it was."""
+        if self.assets.by_url[r.url].format == "png-rgba":
+            img = to_rgb(Image.open(io.BytesIO(self.assets.by_url[r.url].body)))
         thumb = thumbnail(img)
         if thumb is None:
             return
