@@ -61,10 +61,9 @@ VARIANTS = {
     # the inputs' grounds come out one mid grey (their mean): offset noise hides the mean colour from mid-noise on
     "noise offset 0.1": ({}, {"noise_offset": 0.1}),
     "noise offset 0.2": ({}, {"noise_offset": 0.2}),
-    # the layout is fixed as a blob in the first sampling steps (README, ninth): the model refines its own estimate
-    "self-conditioning": ({"self_condition": True}, {}),
     # 51db4bc (the README's ninth round) also had variants 14-18: 4 and 8 GroupNorm groups, Min-SNR-5 with t drawn by
     # its weight, and two 2×2-patch UNets; none beat the shipped recipe and their options were removed after it
+    # c251d78 had variant 16, self-conditioning (models.*.self_condition): no gain at 2,400 steps (README, eleventh)
 }
 VARIANT_INDEX = {n: i for i, n in enumerate(VARIANTS)}
 SCORE_KEYS = ("topic_transfer_shape", "realism_c2st", "realism_1nn", "diversity_ratio", "consistency")

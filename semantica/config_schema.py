@@ -332,7 +332,6 @@ class ModelConfig(_Section):
     cross_attention_dim: Int
     attention_head_dim: Int
     pooled_condition: Bool = False  # the mean condition token also joins the time embedding (every block sees it)
-    self_condition: Bool = False    # the UNet also sees its own last x0 estimate (Chen et al. 2022, "Analog Bits")
 
     def check(self) -> None:
         n = len(self.block_out_channels)

@@ -54,22 +54,6 @@ def draw_noise(shape, generator: torch.Generator, offset: float = 0.0) -> torch.
     return eps
 
 
-def is_self_conditioned(unet) -> bool:
-    """A UNet built for self-conditioning takes twice the image's channels: the noised image and an x0 estimate."""
-    return unet.config.in_channels == 2 * unet.config.out_channels
-
-
-def predict(unet, x: torch.Tensor, t, states: torch.Tensor, x0_prev: torch.Tensor | None = None) -> torch.Tensor:
-    """The UNet's output (v̂) for noised images x and adapter states: what training and sampling both call.
-    A self-conditioned UNet also gets `x0_prev`, the model's own last estimate of the clean image (zeros: none
-    yet, as at the first sampling step)."""
-    if is_self_conditioned(unet):
-        x = torch.cat([x, torch.zeros_like(x) if x0_prev is None else x0_prev.to(x.dtype)], 1)
+def predict(unet, x: torch.Tensor, t, states: torch.Tensor) -> torch.Tensor:
+    """The UNet's output (v̂) for noised images x and adapter states: what training and sampling both call."""
     return unet(x, t, **condition_kwargs(unet, states)).sample
-
-
-def x0_from_v(alphas_cumprod: torch.Tensor, x_t: torch.Tensor, t, v: torch.Tensor) -> torch.Tensor:
-    """x̂0 = α_t z_t − σ_t v̂ (v-parameterisation), in fp32, clipped to the data's range [-1, 1]."""
-    a = alphas_cumprod.to(x_t.device)[torch.as_tensor(t, device=x_t.device).long()].float()
-    a = a.reshape(-1, *([1] * (x_t.dim() - 1))) if a.dim() else a
-    return (a.sqrt() * x_t.float() - (1 - a).sqrt() * v.float()).clamp(-1, 1)

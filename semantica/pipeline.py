@@ -32,7 +32,7 @@ from transformers import ImageProcessingMixin, PreTrainedModel
 from semantica.config_schema import SCHEDULER_NAMES
 from semantica.encoders import FrozenEncoder
 from semantica.errors import UserError
-from semantica.models import ConditionAdapter, draw_noise, is_self_conditioned, predict, x0_from_v
+from semantica.models import ConditionAdapter, draw_noise, predict
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,6 @@ class SemanticaPipeline(DiffusionPipeline):
         dtype = self.adapter.dtype
         tokens = enc(enc.preprocess_pil(images)).tokens.to(device, dtype)
         offset = self.config.noise_offset  # every pipeline registers it (__init__), older exports as 0
-        self_conditioned = is_self_conditioned(self.unet)
         jobs = [(i, k) for i, n in enumerate(counts) for k in range(n)]
         samples: list = [[None] * n for n in counts]
         starts = range(0, len(jobs), batch_size)
@@ -169,22 +168,17 @@ class SemanticaPipeline(DiffusionPipeline):
             uncond = self.adapter.unconditional(len(chunk)).to(cond.dtype)
             # x and the scheduler's arithmetic stay fp32 whatever the weights: only the UNet runs in `dtype`
             x = noise * self.scheduler.init_noise_sigma
-            # a self-conditioned UNet refines its own last x0 estimate (the guided one, both branches): none at first
-            x0_prev = torch.zeros_like(x) if self_conditioned else None
             self.scheduler.set_timesteps(num_inference_steps, device=device)
             for t in self.scheduler.timesteps:
                 x_in = self.scheduler.scale_model_input(x, t).to(dtype)
                 if guidance_scale == 1.0:
-                    v = predict(self.unet, x_in, t, cond, x0_prev)
+                    v = predict(self.unet, x_in, t, cond)
                 elif guidance_scale == 0.0:  # the unconditional model alone: half the work
-                    v = predict(self.unet, x_in, t, uncond, x0_prev)
+                    v = predict(self.unet, x_in, t, uncond)
                 else:  # classifier-free guidance: v_u + g (v_c − v_u); g = 0 is the unconditional model
-                    both = predict(self.unet, torch.cat([x_in, x_in]), t, torch.cat([uncond, cond]),
-                                   None if x0_prev is None else torch.cat([x0_prev, x0_prev]))
+                    both = predict(self.unet, torch.cat([x_in, x_in]), t, torch.cat([uncond, cond]))
                     v_u, v_c = both.float().chunk(2)
                     v = v_u + guidance_scale * (v_c - v_u)
-                if self_conditioned:
-                    x0_prev = x0_from_v(self.scheduler.alphas_cumprod, x, t, v)
                 x = self.scheduler.step(v.float(), t, x, **step_kwargs).prev_sample
             for (i, k), img in zip(chunk, x.float().clamp(-1, 1).cpu()):
                 samples[i][k] = img

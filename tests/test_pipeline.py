@@ -257,32 +257,6 @@ def test_a_pooled_condition_model_feeds_the_time_embedding_and_round_trips(setti
     assert torch.equal(a, loaded([RED], num_variations=2, output_type="pt", **KW).images[0])
 
 
-def test_a_self_conditioned_model_samples_from_its_own_last_estimate_and_round_trips(settings, tmp_path):
-    """models.*.self_condition: at the first step the UNet's extra channels are zeros, at every later one the
-    last step's guided x̂0 (α z_t − σ v̂, in [-1, 1]); the same for both halves of guidance. The export loads
-    and samples the same images."""
-    import dataclasses
-    from semantica.training.step import build_model
-    enc_dir = build_tiny_encoder(tmp_path / "enc")
-    enc = load_encoder(str(enc_dir), device="cpu")
-    tokens = enc(torch.zeros(1, 3, enc.image_size, enc.image_size)).tokens
-    m = build_model(dataclasses.replace(settings.models["tiny"], self_condition=True), enc.dim, tokens.shape[1], 0)
-    pipe = _pipe(m, enc_dir)
-    seen = []
-    pipe.unet.register_forward_pre_hook(lambda mod, args: seen.append(args[0][:, 3:].clone()))
-    a = pipe([RED], num_variations=2, output_type="pt", **dict(KW, num_inference_steps=3)).images[0]
-    assert len(seen) == 3 and all(x.shape == (4, 3, 32, 32) for x in seen)  # [uncond, cond] × 2 variations
-    assert torch.equal(seen[0], torch.zeros_like(seen[0]))
-    for x0_prev in seen[1:]:
-        assert x0_prev.abs().max() > 0 and x0_prev.abs().max() <= 1
-        assert torch.equal(x0_prev[:2], x0_prev[2:])  # both branches refine the same (guided) estimate
-    pipe.save_pretrained(tmp_path / "p")
-    loaded = SemanticaPipeline.from_pretrained(tmp_path / "p")
-    assert loaded.unet.config.in_channels == 6
-    kw = dict(KW, num_inference_steps=3)
-    assert torch.equal(a, loaded([RED], num_variations=2, output_type="pt", **kw).images[0])
-
-
 def test_the_ancestral_scheduler_draws_each_images_noise_from_its_own_generator(model, tmp_path):
     """`ddpm` adds fresh noise at every step: from each image's generator, so an image is the same whatever the
     batch size or its batch-mates (up to float rounding: the convolutions' sums differ by batch), a seed repeats,

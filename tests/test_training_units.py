@@ -113,55 +113,6 @@ def test_offset_noise_adds_one_constant_per_image_and_channel():
     assert float(VLoss(sched, noise_offset=0.5)(zero, x0, {}, g())) != float(VLoss(sched)(zero, x0, {}, g()))
 
 
-class _SelfConditionedOracle(_Oracle):
-    """The oracle as a self-conditioned model (VLoss looks for `self_condition`); `tokens` are the samples'
-    indices, so that a call on part of the batch is answered for those samples."""
-    self_condition = True
-
-    def __call__(self, x_t, t, **cond):
-        self.calls.append((t.clone(), cond))
-        x0 = self.x0[cond["tokens"].long()]
-        alpha = self.sched.alphas_cumprod[t].sqrt().view(-1, 1, 1, 1)
-        sigma = (1 - self.sched.alphas_cumprod[t]).sqrt().view(-1, 1, 1, 1)
-        return alpha * (x_t - alpha * x0) / sigma - sigma * x0
-
-
-def test_self_conditioning_gives_half_the_batch_the_models_own_estimate():
-    """A self-conditioned model is called twice: first without gradient on a random half of the batch (with that
-    half's condition), then on all of it with `x0_prev`: for that half the first call's x̂0 (α z_t − σ v̂; the
-    oracle's is the clean image), zeros for the rest. t and ε are drawn first, as without self-conditioning."""
-    sched, x0 = make_scheduler(), _x0(n=16)
-    plain, sc = _Oracle(sched, x0), _SelfConditionedOracle(sched, x0)
-    cond = {"tokens": torch.arange(16.0)}
-    assert float(VLoss(sched, snr_gamma=5.0)(sc, x0, cond, torch.Generator().manual_seed(3))) < 1e-6
-    VLoss(sched, snr_gamma=5.0)(plain, x0, cond, torch.Generator().manual_seed(3))
-    (t_first, first), (t, second) = sc.calls
-    assert torch.equal(t, plain.calls[0][0])  # the same t (and so the same draws) as a plain model's
-    half = first["tokens"].long()              # which samples the first pass saw, by their condition
-    assert 3 <= len(half) <= 13 and torch.equal(t_first, t[half]) and "x0_prev" not in first
-    x0_prev = second["x0_prev"]
-    torch.testing.assert_close(x0_prev[half], x0[half], rtol=0, atol=1e-4)
-    rest = torch.ones(16, dtype=torch.bool)
-    rest[half] = False
-    assert torch.equal(x0_prev[rest], torch.zeros_like(x0_prev[rest]))
-    assert torch.equal(second["tokens"], cond["tokens"])
-
-
-def test_a_self_conditioned_model_trains_and_takes_its_estimate_as_input(settings, encoder, tokens):
-    """models.*.self_condition: the UNet takes 6 channels (the noised image and an x̂0), and x̂0 changes its output."""
-    cfg = _cfg(settings)
-    model = build_model(dataclasses.replace(settings.models["tiny"], self_condition=True), encoder.dim, tokens, 0)
-    assert model.self_condition and model.unet.config.in_channels == 6
-    x, t = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([10, 500])
-    states = torch.randn(2, tokens, encoder.dim, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        assert not torch.allclose(model(x, t, states), model(x, t, states, x0_prev=torch.ones_like(x)))
-        assert torch.equal(model(x, t, states), model(x, t, states, x0_prev=torch.zeros_like(x)))
-    state = make_state(model, cfg)
-    losses = _run(state, encoder, cfg, 8, same_noise=True)
-    assert state.step == 8 and losses[-1] < 0.6 * losses[0], losses
-
-
 def test_new_loss_takes_min_snr_gamma_from_the_config(settings):
     cfg = dataclasses.replace(settings.stages.train, snr_gamma=5.0)
     assert new_loss(cfg).snr_gamma == 5.0 and new_loss().snr_gamma == 0.0

@@ -9,7 +9,7 @@ from diffusers import UNet2DConditionModel
 
 from semantica.config import ModelConfig
 # shared with the pipeline (semantica/pipeline.py); step.py imports the adapter here
-from semantica.models import ConditionAdapter, is_self_conditioned, predict
+from semantica.models import ConditionAdapter, predict
 
 
 def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2DConditionModel:
@@ -18,8 +18,7 @@ def build_unet(cfg: ModelConfig, heads: tuple[int, ...] | None = None) -> UNet2D
     documented naming quirk, diffusers issue 2011), so it gets per-block head counts, channels ÷ width.
     `heads` overrides them (benchmarks rebuild the old layout with it)."""
     return UNet2DConditionModel(
-        # self-conditioning: the last x0 estimate joins the noised image as 3 more input channels
-        sample_size=cfg.resolution, in_channels=6 if cfg.self_condition else 3, out_channels=3,
+        sample_size=cfg.resolution, in_channels=3, out_channels=3,
         block_out_channels=tuple(cfg.block_out_channels), down_block_types=tuple(cfg.down_block_types),
         up_block_types=tuple(cfg.up_block_types), layers_per_block=cfg.layers_per_block,
         cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=heads or cfg.heads_per_block(),
@@ -36,10 +35,6 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         self.unet, self.adapter = unet, adapter
 
-    @property
-    def self_condition(self) -> bool:
-        return is_self_conditioned(self.unet)
-
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, tokens: torch.Tensor,
-                drop: torch.Tensor | None = None, x0_prev: torch.Tensor | None = None) -> torch.Tensor:
-        return predict(self.unet, x_t, t, self.adapter(tokens, drop), x0_prev)
+                drop: torch.Tensor | None = None) -> torch.Tensor:
+        return predict(self.unet, x_t, t, self.adapter(tokens, drop))
