@@ -114,8 +114,8 @@ def test_run_goes_from_warcs_to_an_evaluation(sample_web, sample_web_port, tiny_
     with serve_sample_web(sample_web, port=sample_web_port):
         rc = main(["run", "--input", str(sample_web / "warc"), "-o", str(tmp_path / "all"), "--allow-private-network",
                    "--reference", str(ref)] + [x for s in sets for x in ("--set", s)])
-    out = capsys.readouterr().out
-    assert rc == 0, out
+    out, err = capsys.readouterr()
+    assert rc == 0, out + err[-3000:]  # the error line is on stderr
     for stage in ("mined/stats.json", "filtered/stats.json", "published/README.md", "run/pipeline/model_index.json",
                   "evaluation/metrics.json", "evaluation/report.html"):
         assert (tmp_path / "all" / stage).exists(), stage
