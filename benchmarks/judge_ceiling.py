@@ -11,6 +11,7 @@ low transfer is the model's drawing, not the judge.
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import torch
@@ -18,17 +19,19 @@ from PIL import Image, ImageFilter
 
 from semantica.config import load_settings
 from semantica.sample_web.topics import draw_pictures, fit_shape_judge, load_pictures
+from semantica.training.data import MARGIN, _decode
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def centre_32(image: Image.Image) -> Image.Image:
-    """The trainer's target: the short side to 36 px (training/data.py's MARGIN), the centre 32 × 32."""
-    w, h = image.size
-    s = 36 / min(w, h)
-    image = image.resize((max(36, round(w * s)), max(36, round(h * s))), Image.BICUBIC)
-    left, top = (image.width - 32) // 2, (image.height - 32) // 2
-    return image.crop((left, top, left + 32, top + 32))
+    """The trainer's target, cut by its own decode (training/data.py: the short side to 32 × MARGIN = 36 px, the
+    centre square), then the centre 32 × 32 of the random crops it augments with."""
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    margin = round(32 * MARGIN)
+    off = (margin - 32) // 2
+    return Image.fromarray(_decode(buf.getvalue(), margin)[off:off + 32, off:off + 32])
 
 
 def main(argv=None) -> int:
