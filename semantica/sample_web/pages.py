@@ -125,13 +125,14 @@ class PageBuilder:
         served and shown: a PNG with transparent corners is flattened on white first, as a page shows it (and the
         miner hashes it). A thumbnail of the unflattened picture kept the corners' hidden colours and was 16 pHash
         bits from its picture, too far to be the duplicate the ground truth said it was."""
-        if self.assets.by_url[r.url].format == "png-rgba":
-            img = to_rgb(Image.open(io.BytesIO(self.assets.by_url[r.url].body)))
+        served = self.assets.by_url[r.url]
+        if served.format == "png-rgba":
+            img = to_rgb(Image.open(io.BytesIO(served.body)))
         thumb = thumbnail(img)
         if thumb is None:
             return
         turl = r.url.rsplit(".", 1)[0] + "-thumb.jpg"
-        self.assets.add(turl, thumb, "jpeg", r.picture_id, self.assets.by_url[r.url].stored)
+        self.assets.add(turl, thumb, "jpeg", r.picture_id, served.stored)
         self.body_html.append(f'<a href="#full"><img src="{turl}" width="{thumb.width}" height="{thumb.height}" '
                               f'alt="{r.alt}"></a>')
         self.refs.insert(len(self.refs) - 1, Ref(
